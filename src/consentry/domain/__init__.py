@@ -1,1 +1,1 @@
-
+"""The pure core: events, purposes and legal bases, notices, regimes, decide(). Stdlib only."""
