@@ -16,8 +16,8 @@ __all__ = [
     "BitError",
     "BitReader",
     "BitWriter",
-    "bits_to_base64url",
     "base64url_to_bits",
+    "bits_to_base64url",
 ]
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

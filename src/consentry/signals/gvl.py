@@ -18,11 +18,11 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
-    "GVLError",
     "Declaration",
+    "GVLError",
+    "GlobalVendorList",
     "Stack",
     "Vendor",
-    "GlobalVendorList",
     "from_dict",
     "load",
 ]

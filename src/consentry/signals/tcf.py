@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -433,7 +433,9 @@ def _read_vendor_section(reader: BitReader, field_name: str, strict: bool) -> tu
         return reader.read_bitfield(max_id, field_name)
     ids = {vid for start, end in _read_ranges(reader, field_name) for vid in range(start, end + 1)}
     if strict and ids and max(ids) > max_id:
-        raise TCStringError(f"{field_name}: range names vendor {max(ids)} above MaxVendorId {max_id}")
+        raise TCStringError(
+            f"{field_name}: range names vendor {max(ids)} above MaxVendorId {max_id}"
+        )
     return _id_tuple(ids)
 
 
