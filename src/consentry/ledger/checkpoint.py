@@ -59,13 +59,16 @@ __all__ = [
     "load_private_key_file",
     "load_public_key",
     "parse_checkpoint",
+    "parse_note",
     "private_key_to_base64",
     "private_key_to_pem",
     "public_key_to_base64",
     "public_key_to_pem",
     "save_private_key_file",
     "sign_checkpoint",
+    "sign_note",
     "verify_checkpoint",
+    "verify_note",
 ]
 
 ED25519_SIGNATURE_TYPE = 0x01
@@ -208,6 +211,37 @@ class SigningKey:
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message`` (64 bytes)."""
         return self.private_key.sign(message)
+
+    def to_string(self) -> str:
+        """The signed-note signer key, ``PRIVATE+KEY+name+keyid+base64(0x01 || seed)``.
+
+        The form Go's ``note.NewSigner`` reads, so one key file can serve our server and Go tools.
+        """
+        seed = _b64decode(private_key_to_base64(self.private_key))
+        data = base64.b64encode(bytes([ED25519_SIGNATURE_TYPE]) + seed).decode()
+        return f"PRIVATE+KEY+{self.name}+{self.key_id.hex()}+{data}"
+
+    @classmethod
+    def parse(cls, text: str) -> SigningKey:
+        """Read a signed-note signer key string, checking its key ID against the key."""
+        parts = text.strip().split("+", 4)
+        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
+            raise KeyFormatError("a signer key has the form PRIVATE+KEY+name+keyid+base64key")
+        _, _, name, hex_id, data = parts
+        try:
+            blob = _b64decode(data)
+            wanted_id = bytes.fromhex(hex_id)
+        except ValueError as exc:
+            raise KeyFormatError(f"malformed signer key: {exc}") from None
+        if len(blob) != 33 or blob[0] != ED25519_SIGNATURE_TYPE:
+            raise KeyFormatError("signer key is not an Ed25519 (type 0x01) key")
+        try:
+            key = cls(name, Ed25519PrivateKey.from_private_bytes(blob[1:]))
+        except ValueError as exc:
+            raise KeyFormatError(str(exc)) from None
+        if len(wanted_id) != 4 or key.key_id != wanted_id:
+            raise KeyFormatError("signer key's key ID does not match its name and key")
+        return key
 
 
 def generate_private_key() -> Ed25519PrivateKey:
@@ -437,15 +471,18 @@ class SignedCheckpoint:
     signatures: tuple[NoteSignature, ...]
 
 
-def sign_checkpoint(checkpoint: Checkpoint, *signers: SigningKey) -> str:
-    """The signed note for ``checkpoint``, with one signature line per signer.
+def sign_note(text: str, *signers: SigningKey) -> str:
+    """A signed note (C2SP signed-note) of ``text`` with one Ed25519 signature line per signer.
 
-    Several signers let a rotation overlap: sign with the old and the new key for a while, and
-    auditors who know either accept the checkpoint.
+    Several signers let a key rotation overlap: sign with the old and the new key for a while,
+    and auditors who hold either accept the note.
     """
     if not signers:
         raise ValueError("at least one signing key is needed")
-    text = checkpoint.text()
+    if not text.endswith("\n"):
+        raise ValueError("note text must end with a newline")
+    if any((ord(ch) < 0x20 and ch != "\n") or ch == "\x7f" for ch in text):
+        raise ValueError("note text must not contain control characters other than newline")
     message = text.encode()
     lines = [
         NoteSignature(signer.name, signer.key_id, signer.sign(message)).line() for signer in signers
@@ -453,10 +490,10 @@ def sign_checkpoint(checkpoint: Checkpoint, *signers: SigningKey) -> str:
     return text + "\n" + "\n".join(lines) + "\n"
 
 
-def parse_checkpoint(note: str | bytes) -> SignedCheckpoint:
-    """Split a signed checkpoint into its text, tree head and signature lines, checking the form.
+def parse_note(note: str | bytes) -> tuple[str, tuple[NoteSignature, ...]]:
+    """Split a signed note into its text and its signature lines, checking the form only.
 
-    Nothing in the result is trustworthy yet: use ``verify_checkpoint`` for that.
+    Nothing in the result is trustworthy yet: use ``verify_note`` for that.
     """
     if isinstance(note, bytes):
         if len(note) > _MAX_NOTE_BYTES:
@@ -476,8 +513,7 @@ def parse_checkpoint(note: str | bytes) -> SignedCheckpoint:
     signature_lines = note[split + 2 : -1].split("\n")
     if len(signature_lines) > _MAX_SIGNATURES:
         raise CheckpointError(f"signed note has more than {_MAX_SIGNATURES} signatures")
-    signatures = tuple(_parse_signature_line(line) for line in signature_lines)
-    return SignedCheckpoint(text, Checkpoint.from_text(text), signatures)
+    return text, tuple(_parse_signature_line(line) for line in signature_lines)
 
 
 def _parse_signature_line(line: str) -> NoteSignature:
@@ -498,31 +534,20 @@ def _parse_signature_line(line: str) -> NoteSignature:
     return NoteSignature(name, blob[:4], blob[4:])
 
 
-def verify_checkpoint(
-    note: str | bytes,
-    public_keys: Iterable[VerifierKey],
-    *,
-    origin: str | None = None,
-) -> Checkpoint:
-    """Return the checkpoint if a trusted key signed it; raise CheckpointError otherwise.
+def verify_note(note: str | bytes, public_keys: Iterable[VerifierKey]) -> str:
+    """Return the note's text if a trusted key signed it; raise CheckpointError otherwise.
 
     Follows signed-note: signatures from unknown (name, key ID) pairs are ignored, so witnesses'
     cosignatures and keys the auditor does not hold do no harm; a signature from a known key that
-    fails rejects the whole note; at least one known key must have signed. Pass every key the log
-    has used, so that checkpoints signed before a rotation still verify. ``origin``, when given,
-    must match the checkpoint's origin line (a checkpoint of another log proves nothing here).
+    fails rejects the whole note; at least one known key must have signed.
     """
-    signed = parse_checkpoint(note)
-    if origin is not None and signed.checkpoint.origin != origin:
-        raise CheckpointError(
-            f"checkpoint is from origin {signed.checkpoint.origin!r}, expected {origin!r}"
-        )
+    text, signatures = parse_note(note)
     known: dict[tuple[str, bytes], list[VerifierKey]] = {}
     for key in public_keys:
         known.setdefault((key.name, key.key_id), []).append(key)
-    message = signed.text.encode()
+    message = text.encode()
     verified = False
-    for sig in signed.signatures:
+    for sig in signatures:
         candidates = known.get((sig.name, sig.key_id))
         if not candidates:
             continue
@@ -532,5 +557,40 @@ def verify_checkpoint(
             )
         verified = True
     if not verified:
-        raise CheckpointError("checkpoint is not signed by any trusted key")
-    return signed.checkpoint
+        raise CheckpointError("note is not signed by any trusted key")
+    return text
+
+
+def sign_checkpoint(checkpoint: Checkpoint, *signers: SigningKey) -> str:
+    """The signed note of ``checkpoint``: what the log publishes and auditors keep.
+
+    Sign under the origin as key name (``SigningKey(checkpoint.origin, key)``), as C2SP asks.
+    """
+    return sign_note(checkpoint.text(), *signers)
+
+
+def parse_checkpoint(note: str | bytes) -> SignedCheckpoint:
+    """Split a signed checkpoint into its text, tree head and signatures, checking the form only.
+
+    Nothing in the result is trustworthy yet: use ``verify_checkpoint`` for that.
+    """
+    text, signatures = parse_note(note)
+    return SignedCheckpoint(text, Checkpoint.from_text(text), signatures)
+
+
+def verify_checkpoint(
+    note: str | bytes,
+    public_keys: Iterable[VerifierKey],
+    *,
+    origin: str | None = None,
+) -> Checkpoint:
+    """Return the checkpoint if a trusted key signed it; raise CheckpointError otherwise.
+
+    Pass every key the log has used, current and rotated out, so that checkpoints signed before
+    a rotation still verify (each signature names its key by ID). ``origin``, when given, must
+    match the checkpoint's origin line: a checkpoint of another log proves nothing here.
+    """
+    checkpoint = Checkpoint.from_text(verify_note(note, public_keys))
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointError(f"checkpoint is from origin {checkpoint.origin!r}, not {origin!r}")
+    return checkpoint
