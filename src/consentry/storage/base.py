@@ -84,6 +84,10 @@ class ConsentStore(Protocol):
         """Apply pending migrations; return the versions applied. Refuses a newer schema."""
         ...
 
+    def require_current_schema(self) -> None:
+        """Raise SchemaError naming the command to run unless the schema is current."""
+        ...
+
     def close(self) -> None: ...
 
     def ping(self) -> None:

@@ -116,6 +116,10 @@ class SqlStore(ABC):
     @abstractmethod
     def _ts_out(self, value: Any) -> datetime: ...
 
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
     def _uuid_in(self, value: uuid.UUID) -> Any:
         return str(value)
 
@@ -189,6 +193,13 @@ class SqlStore(ABC):
         if not self.tenant_exists(key.tenant):
             raise ValidationError(f"tenant {key.tenant!r} does not exist")
         with self._write() as cur:
+            # Checked here so that both backends raise the domain's error, not a driver's.
+            cur.execute(
+                self._sql("SELECT 1 FROM api_keys WHERE key_id = ? OR key_hash = ?"),
+                (key.key_id, key_hash),
+            )
+            if cur.fetchone():
+                raise ConflictError(f"an API key with id {key.key_id!r} or this hash exists")
             cur.execute(
                 self._sql(
                     "INSERT INTO api_keys (key_id, tenant, role, key_hash, label, created_at)"
@@ -618,13 +629,21 @@ class SqlStore(ABC):
             return [self._event(r) for r in cur.fetchall()]
 
     def state_snapshot(self, tenant: str, after_subject: str, limit: int) -> list[RecordedEvent]:
+        """The state of the next `limit` SUBJECTS after `after_subject`, by (subject, purpose).
+
+        The limit counts subjects, not rows: a page always carries every purpose of each subject
+        in it, so the next page can start after the last subject returned. (A row limit cut a
+        subject's purposes in two and the next page, `subject > last`, skipped the rest.)
+        """
         with self._read() as cur:
             cur.execute(
                 self._sql(
                     f"SELECT {_E_COLS} FROM state s JOIN events e ON e.position = s.position"
-                    " WHERE s.tenant = ? AND s.subject > ? ORDER BY s.subject, s.purpose LIMIT ?"
+                    " WHERE s.tenant = ? AND s.subject IN (SELECT subject FROM subjects"
+                    " WHERE tenant = ? AND subject > ? ORDER BY subject LIMIT ?)"
+                    " ORDER BY s.subject, s.purpose"
                 ),
-                (tenant, after_subject, limit),
+                (tenant, tenant, after_subject, limit),
             )
             return [self._event(r) for r in cur.fetchall()]
 

@@ -76,6 +76,18 @@ CREATE TRIGGER notices_no_update BEFORE UPDATE ON notices
 BEGIN SELECT RAISE(ABORT, 'consentry: notices are append-only'); END;
 CREATE TRIGGER notices_no_delete BEFORE DELETE ON notices
 BEGIN SELECT RAISE(ABORT, 'consentry: notices are append-only'); END;
+-- REPLACE (INSERT OR REPLACE, REPLACE INTO) deletes the row it collides with WITHOUT firing the
+-- delete triggers (SQLite fires them only under PRAGMA recursive_triggers), so the triggers above
+-- alone let a raw `REPLACE INTO events ...` overwrite an event. Refuse any insert that collides.
+CREATE TRIGGER events_no_replace BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE position = NEW.position OR event_id = NEW.event_id
+             OR (tenant = NEW.tenant AND subject = NEW.subject
+                 AND subject_version = NEW.subject_version))
+BEGIN SELECT RAISE(ABORT, 'consentry: events are append-only (this insert would replace one)'); END;
+CREATE TRIGGER notices_no_replace BEFORE INSERT ON notices
+WHEN EXISTS (SELECT 1 FROM notices WHERE tenant = NEW.tenant AND id = NEW.id
+             AND version = NEW.version)
+BEGIN SELECT RAISE(ABORT, 'consentry: notices are append-only (this insert would replace one)'); END;
 
 -- The projection: the deciding event per (subject, purpose), written with the events.
 CREATE TABLE state (

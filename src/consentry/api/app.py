@@ -1,0 +1,120 @@
+"""create_app(settings): the HTTP API, built from one Settings object.
+
+The app refuses to build on a database whose schema is not current (run `consentry migrate`);
+`consentry serve` creates the schema itself on a new, empty database before it gets here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from consentry import __version__
+from consentry.api import catalog, consents, decisions, health
+from consentry.api.deps import KeyCache
+from consentry.api.errors import error_body, install_error_handlers
+from consentry.api.metrics import Metrics
+from consentry.config import Settings
+from consentry.services import Services
+
+MAX_BODY_BYTES = 1_048_576
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the API; `services` may be passed in (tests, embedding), else built from settings."""
+    owned = services is None
+    services = services or Services.build(settings)
+    services.store.require_current_schema()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            services.close()
+
+    app = FastAPI(
+        title="Consentry",
+        version=__version__,
+        description="The system of record for consent. Every request authenticates with"
+        " `Authorization: Bearer <api key>`; errors share one JSON shape:"
+        ' `{"error": {"status", "code", "message", "details"?}}`.',
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.key_cache = KeyCache()
+
+    install_error_handlers(app)
+    for module in (health, catalog, consents, decisions):
+        app.include_router(module.router)
+    app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
+    return app
+
+
+class ObserveMiddleware:
+    """Counts and times requests by route template, and refuses oversized bodies (413)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+                await _send_json(
+                    send,
+                    413,
+                    error_body(
+                        413,
+                        "payload_too_large",
+                        f"request bodies are limited to {MAX_BODY_BYTES} bytes; split the request",
+                    ),
+                )
+                return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, path, str(status)).inc()
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+def factory() -> FastAPI:
+    """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env."""
+    return create_app(Settings())

@@ -1,0 +1,117 @@
+"""Recording consent, and reading a subject's state and history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from consentry.api.deps import ServicesDep, needs
+from consentry.domain.errors import ValidationError
+from consentry.domain.events import format_time, parse_time
+from consentry.keys import Scope
+from consentry.recording.schema import ConsentBody
+from consentry.serialize import decision_to_dict
+from consentry.storage.base import ApiKey
+
+router = APIRouter(prefix="/v1", tags=["consents"])
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@router.post(
+    "/consents",
+    status_code=201,
+    summary="Record one subject's decisions on one or more purposes",
+    description="Atomic: every event of the request is committed, or none. Retrying with the"
+    " same event ids, or the same Idempotency-Key header, writes nothing twice and returns the"
+    " first answer. The token is the log position to pass as min_token to read your write.",
+)
+def record_consents(
+    body: ConsentBody,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(needs(Scope.RECORD))],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    consent = body.to_request()
+    result = services.recorder.record(key.tenant, consent, idempotency_key=idempotency_key)
+    metrics = request.app.state.metrics
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        for e in result.events:
+            metrics.events_recorded.labels(e.action.value).inc()
+        metrics.log_head.set(result.token)
+    return {
+        "events": [
+            {
+                "event_id": str(e.event_id),
+                "position": e.position,
+                "subject_version": e.subject_version,
+                "purpose": e.purpose,
+                "action": e.action.value,
+                "recorded_at": format_time(e.recorded_at),
+            }
+            for e in result.events
+        ],
+        "token": str(result.token),
+    }
+
+
+def _time_param(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValidationError(f"{name}: {exc}") from exc
+
+
+@router.get(
+    "/subjects/{subject}/consents",
+    summary="State per purpose, now or as of a past moment",
+    description="as_of filters by legal time (occurred_at); known_at also by when we knew it"
+    " (recorded_at). Each purpose carries its decision and the event behind it.",
+)
+def subject_consents(
+    subject: str,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(needs(Scope.STATE_READ))],
+    as_of: Annotated[str | None, Query(description="RFC 3339 time")] = None,
+    known_at: Annotated[str | None, Query(description="RFC 3339 time")] = None,
+    jurisdiction: Annotated[str | None, Query(max_length=8)] = None,
+) -> dict[str, Any]:
+    as_of_t = _time_param("as_of", as_of)
+    known_at_t = _time_param("known_at", known_at)
+    states = services.decisions.state_as_of(
+        key.tenant, subject, as_of=as_of_t, known_at=known_at_t, jurisdiction=jurisdiction
+    )
+    return {
+        "subject": subject,
+        "as_of": format_time(as_of_t) if as_of_t else None,
+        "known_at": format_time(known_at_t) if known_at_t else None,
+        "purposes": [
+            {
+                **decision_to_dict(s.decision),
+                "event": s.event.to_dict() if s.event else None,
+            }
+            for s in states
+        ],
+    }
+
+
+@router.get(
+    "/subjects/{subject}/history",
+    summary="Every event of a subject, oldest first (by legal time, then position)",
+)
+def subject_history(
+    subject: str,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(needs(Scope.HISTORY_READ))],
+) -> dict[str, Any]:
+    events = sorted(services.store.subject_history(key.tenant, subject), key=lambda e: e.sort_key)
+    return {"subject": subject, "events": [e.to_dict() for e in events]}

@@ -1,0 +1,55 @@
+"""Settings: one typed object, built once (from the environment, prefix CONSENTRY_) and passed down.
+
+Nothing in Consentry reads configuration at import time; `Settings()` is built by the CLI or by
+`create_app(settings)` and handed to whoever needs it. docs/configuration.md lists every field.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from consentry.domain.events import EvidencePolicy
+from consentry.domain.regimes import Regime
+
+
+class Settings(BaseSettings):
+    """Every setting of a Consentry server; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSENTRY_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///consentry.db",
+        description="Where the log lives: sqlite:///path.db (embedded) or postgresql://...",
+    )
+    host: str = Field("127.0.0.1", description="Address `consentry serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `consentry serve` listens on.")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes for `serve`.")
+    redis_url: str | None = Field(
+        None, description="Redis for the shared decision cache; unset = database only."
+    )
+    default_regime: Regime = Field(
+        Regime.OPT_IN,
+        description="Regime of a jurisdiction that is unknown or not given (opt_in is safe).",
+    )
+    evidence_policy: EvidencePolicy = Field(
+        EvidencePolicy.TRUNCATED,
+        description="How much IP address and user agent to keep: full, truncated or none.",
+    )
+    max_batch_events: int = Field(
+        100, ge=1, le=10_000, description="Most events one POST /v1/consents may carry."
+    )
+    max_batch_checks: int = Field(
+        1000, ge=1, le=100_000, description="Most checks one POST /v1/decisions may carry."
+    )
+    max_clock_skew_seconds: int = Field(
+        300,
+        ge=0,
+        description="How far in the future an occurred_at may be before it is refused.",
+    )
+    min_token_wait_ms: int = Field(
+        2000,
+        ge=0,
+        description="How long a check with a min_token newer than what is known may wait.",
+    )
+    log_level: str = Field("info", description="uvicorn log level for `serve`.")

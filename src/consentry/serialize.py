@@ -1,0 +1,50 @@
+"""The JSON forms of decisions, purposes and notices: the same on every transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consentry.domain.decide import Decision
+from consentry.domain.events import format_time
+from consentry.domain.notices import Notice
+from consentry.domain.purposes import Purpose
+
+
+def decision_to_dict(d: Decision) -> dict[str, Any]:
+    return {
+        "subject": d.subject,
+        "purpose": d.purpose,
+        "permitted": d.permitted,
+        "reason": d.reason.value,
+        "basis": d.basis.value if d.basis else None,
+        "position": d.position,
+        "notice_version": d.notice_version,
+        "decided_at": format_time(d.decided_at),
+        "valid_until": format_time(d.valid_until) if d.valid_until else None,
+        "restrictions": list(d.restrictions),
+    }
+
+
+def purpose_to_dict(p: Purpose) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "legal_basis": p.legal_basis.value,
+        "required": p.required,
+        "lifetime_days": p.lifetime_days,
+        "opt_out_category": p.opt_out_category.value if p.opt_out_category else None,
+    }
+
+
+def notice_to_dict(n: Notice) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "version": n.version,
+        "text": n.text,
+        "content_hash": n.content_hash,
+        "purposes": list(n.purposes),
+        "material": n.material,
+        "grace_days": n.grace_days,
+        "published_at": format_time(n.published_at),
+    }
