@@ -39,6 +39,7 @@ __all__ = [
     "encode_usnat",
     "fibonacci_decode",
     "fibonacci_encode",
+    "section_ids",
 ]
 
 HEADER_TYPE = 3
@@ -480,6 +481,16 @@ def _decode_header(text: str) -> tuple[int, ...]:
         return _read_fibonacci_range(reader, "header.SectionIds")
     except BitError as exc:
         raise GPPStringError(f"header: {exc}") from exc
+
+
+def section_ids(gpp_string: str) -> tuple[int, ...]:
+    """Read only the header, e.g. to check a ``gpp_sid`` URL parameter against the string."""
+    if not isinstance(gpp_string, str) or not gpp_string.strip():
+        raise GPPStringError("empty GPP string")
+    header = gpp_string.strip().split("~", 1)[0]
+    if not header:
+        raise GPPStringError("empty GPP header")
+    return _decode_header(header)
 
 
 def decode(gpp_string: str, *, strict: bool = True) -> GPPString:
