@@ -1,0 +1,96 @@
+"""The envelope of every event on every transport: CloudEvents 1.0, JSON structured mode.
+
+`type` says what happened (consentry.consent.withdrawn), `id` is the event id (consumers
+deduplicate by it), `subject` the person, `time` the legal time (occurred_at). The event itself,
+with its position and subject_version, is `data`. Kafka, the HTTP change feed and server-sent
+events carry exactly this, so one consumer library reads them all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from consentry.domain.events import (
+    Action,
+    Actor,
+    Evidence,
+    RecordedEvent,
+    Source,
+    format_time,
+    parse_time,
+)
+from consentry.domain.purposes import LegalBasis
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "consentry.consent."
+DATA_SCHEMA = "https://consentry.dev/schemas/consent-event/v1.json"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a Consentry CloudEvent; the reason says which field is wrong."""
+
+
+def event_type(action: Action) -> str:
+    return TYPE_PREFIX + action.value
+
+
+def to_cloudevent(event: RecordedEvent, source: str = "/consentry") -> dict[str, Any]:
+    """The CloudEvent of a committed event; `source` names the Consentry installation."""
+    return {
+        "specversion": SPEC_VERSION,
+        "type": event_type(event.action),
+        "source": f"{source}/tenants/{event.tenant}",
+        "id": str(event.event_id),
+        "subject": event.subject,
+        "time": format_time(event.occurred_at),
+        "datacontenttype": "application/json",
+        "dataschema": DATA_SCHEMA,
+        "data": event.to_dict(),
+    }
+
+
+def from_cloudevent(envelope: Mapping[str, Any]) -> RecordedEvent:
+    """Read a CloudEvent back into the event it carries; raise EnvelopeError if malformed."""
+    try:
+        if envelope.get("specversion") != SPEC_VERSION:
+            raise EnvelopeError(f"specversion must be {SPEC_VERSION!r}")
+        kind = envelope["type"]
+        if not isinstance(kind, str) or not kind.startswith(TYPE_PREFIX):
+            raise EnvelopeError(f"type {kind!r} is not a consentry.consent.* type")
+        d = envelope["data"]
+        event = RecordedEvent(
+            position=int(d["position"]),
+            subject_version=int(d["subject_version"]),
+            recorded_at=parse_time(d["recorded_at"]),
+            event_id=uuid.UUID(d["event_id"]),
+            tenant=str(d["tenant"]),
+            subject=str(d["subject"]),
+            purpose=str(d["purpose"]),
+            action=Action(d["action"]),
+            legal_basis=LegalBasis(d["legal_basis"]),
+            occurred_at=parse_time(d["occurred_at"]),
+            evidence=Evidence(
+                source=Source(d["source"]),
+                actor=Actor(d["actor"]),
+                jurisdiction=d.get("jurisdiction"),
+                notice_id=d.get("notice_id"),
+                notice_version=d.get("notice_version"),
+                notice_hash=d.get("notice_hash"),
+                ip=d.get("ip"),
+                user_agent=d.get("user_agent"),
+                raw_signal=d.get("raw_signal"),
+            ),
+            expires_at=parse_time(d["expires_at"]) if d.get("expires_at") else None,
+        )
+    except EnvelopeError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EnvelopeError(f"malformed consent CloudEvent: {exc!r}") from exc
+    if envelope.get("id") != str(event.event_id):
+        raise EnvelopeError("the envelope id differs from data.event_id")
+    if kind != event_type(event.action):
+        raise EnvelopeError("the envelope type differs from data.action")
+    return event
