@@ -1,4 +1,4 @@
-"""The `consentry` command: serve, migrate, keys, purposes, notices, record, check, history.
+"""The core commands: serve, migrate, tenants, keys, purposes, notices, record, check, history.
 
 Every command works on the database of CONSENTRY_DATABASE_URL (or --database-url), through the
 same services as the API, so a consent recorded here is validated exactly as one sent over HTTP.
@@ -22,7 +22,7 @@ from rich.table import Table
 from consentry.bootstrap import DEFAULT_TENANT, prepare
 from consentry.config import Settings
 from consentry.domain.decide import Signals
-from consentry.domain.errors import DomainError, ValidationError
+from consentry.domain.errors import DomainError
 from consentry.domain.events import Action, Source, format_time, parse_time
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
@@ -497,11 +497,3 @@ def history(
         )
     out.print(state)
 
-
-def main() -> None:
-    """Console-script entry point."""
-    try:
-        app()
-    except ValidationError as exc:  # pragma: no cover - _services converts these
-        err.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from exc

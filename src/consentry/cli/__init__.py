@@ -1,0 +1,13 @@
+"""The `consentry` command. Each area registers its commands on `app` from its own module."""
+
+from __future__ import annotations
+
+from consentry.cli.core import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]
