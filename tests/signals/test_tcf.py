@@ -640,3 +640,31 @@ def test_gvl_bad_file(tmp_path: Path) -> None:
         gvl_mod.load(path)
     with pytest.raises(gvl_mod.GVLError, match="must be a JSON object"):
         gvl_mod.from_dict([])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- package boundary
+
+
+def test_signals_imports_only_stdlib_and_itself() -> None:
+    """signals/ must stay a pure codec package: stdlib plus its own modules, nothing else."""
+    import ast
+    import sys
+
+    package = Path(tcf.__file__).resolve().parent
+    offenders = []
+    for source in sorted(package.glob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["consentry.signals"]
+            for name in names:
+                top = name.split(".")[0]
+                allowed = top in sys.stdlib_module_names or top == "__future__"
+                if not allowed and not (
+                    name == "consentry.signals" or name.startswith("consentry.signals.")
+                ):
+                    offenders.append(f"{source.name}: {name}")
+    assert not offenders
