@@ -70,23 +70,17 @@ class Scope:
     DECIDE = "decisions:read"
     STATE_READ = "state:read"
     HISTORY_READ = "history:read"
+    CHANGES_READ = "changes:read"
 
+
+ALL_SCOPES = frozenset(v for k, v in vars(Scope).items() if k.isupper())
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.ADMIN: frozenset(
-        {
-            Scope.CATALOG_WRITE,
-            Scope.CATALOG_READ,
-            Scope.RECORD,
-            Scope.DECIDE,
-            Scope.STATE_READ,
-            Scope.HISTORY_READ,
-        }
-    ),
+    Role.ADMIN: ALL_SCOPES,
     Role.COLLECTOR: frozenset({Scope.CATALOG_READ, Scope.RECORD, Scope.DECIDE, Scope.STATE_READ}),
-    Role.CHECKER: frozenset({Scope.CATALOG_READ, Scope.DECIDE}),
+    Role.CHECKER: frozenset({Scope.CATALOG_READ, Scope.DECIDE, Scope.CHANGES_READ}),
     Role.AUDITOR: frozenset(
-        {Scope.CATALOG_READ, Scope.DECIDE, Scope.STATE_READ, Scope.HISTORY_READ}
+        {Scope.CATALOG_READ, Scope.DECIDE, Scope.STATE_READ, Scope.HISTORY_READ, Scope.CHANGES_READ}
     ),
 }
 

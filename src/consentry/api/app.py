@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry import __version__
-from consentry.api import catalog, consents, decisions, health
+from consentry.api import catalog, changes, consents, decisions, health
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
 from consentry.config import Settings
+from consentry.propagation.notifier import ChangeNotifier
 from consentry.services import Services
 
 MAX_BODY_BYTES = 1_048_576
@@ -50,9 +51,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.key_cache = KeyCache()
+    app.state.notifier = ChangeNotifier()
+    services.recorder.listeners.append(
+        lambda _tenant, result: app.state.notifier.notify(result.token)
+    )
 
     install_error_handlers(app)
-    for module in (health, catalog, consents, decisions):
+    for module in (health, catalog, consents, decisions, changes):
         app.include_router(module.router)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app

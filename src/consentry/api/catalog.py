@@ -55,6 +55,14 @@ def create_notice(
     return notice_to_dict(notice)
 
 
+@router.get("/notices", summary="Every version of every notice, in publication order")
+def list_notices(
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(needs(Scope.CATALOG_READ))],
+) -> dict[str, Any]:
+    return {"notices": [notice_to_dict(n) for n in services.store.get_notices(key.tenant)]}
+
+
 @router.get("/notices/{notice_id}", summary="Every version of a notice, oldest first")
 def get_notice(
     notice_id: str,
