@@ -11,11 +11,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from consentry.config import Settings
+from consentry.keys import create_key
+from consentry.services import Services
 from consentry.storage import SqlStore, open_store
+from consentry.storage.base import Role
 
 PG_BASE_URL = os.environ.get("CONSENTRY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CONSENTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -88,3 +93,55 @@ def redis_url() -> str:
     except Exception as exc:
         service_missing("Redis", exc)
     return REDIS_URL
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url, min_token_wait_ms=200)
+
+
+@pytest.fixture
+def services(settings: Settings, store: SqlStore) -> Services:
+    return Services.build(settings, store)
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[ApiClient]:
+    """The API on each backend, with an admin key for `default` in its headers."""
+    from fastapi.testclient import TestClient
+
+    from consentry.api.app import create_app
+
+    issued = create_key(services.store, "default", Role.ADMIN)
+    with TestClient(create_app(services.settings, services)) as client:
+        client.headers["Authorization"] = f"Bearer {issued.key}"
+        yield ApiClient(client, services, issued.key)
+
+
+class ApiClient:
+    """A TestClient bound to an admin key, with the services behind it for assertions."""
+
+    def __init__(self, client: Any, services: Services, key: str) -> None:
+        self.client = client
+        self.services = services
+        self.key = key
+
+    def key_for(self, role: Role, tenant: str = "default") -> dict[str, str]:
+        self.services.store.ensure_tenant(tenant)
+        issued = create_key(self.services.store, tenant, role)
+        return {"Authorization": f"Bearer {issued.key}"}
+
+    def purpose(self, pid: str, basis: str = "consent", **extra: Any) -> dict[str, Any]:
+        body = {"id": pid, "name": pid.replace("_", " ").title(), "legal_basis": basis, **extra}
+        r = self.client.post("/v1/purposes", json=body)
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+    def record(self, subject: str, **choices: str) -> dict[str, Any]:
+        body = {
+            "subject": subject,
+            "events": [{"purpose": p, "action": a} for p, a in choices.items()],
+        }
+        r = self.client.post("/v1/consents", json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
