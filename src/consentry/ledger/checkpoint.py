@@ -80,6 +80,7 @@ _MAX_UINT64 = 2**64 - 1
 _MAX_SIGNATURES = 100  # signed-note: accept at least 16; bound the work an attacker can cause
 _MAX_NOTE_BYTES = 1 << 20
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_VERIFIER_KEY = re.compile(r"[^+\s]+\+[0-9a-fA-F]{8}\+\S+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -168,7 +169,7 @@ class VerifierKey:
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
         """Read a signed-note verifier key string, checking its key ID against its key."""
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the base64 key itself may contain '+'
         if len(parts) != 3:
             raise KeyFormatError("a verifier key has the form name+keyid+base64key")
         name, hex_id, data = parts
@@ -338,7 +339,7 @@ def load_public_key(data: str | bytes) -> Ed25519PublicKey:
         text = blob.decode("ascii").strip()
     except UnicodeDecodeError:
         raise KeyFormatError("public key is neither PEM nor base64") from None
-    if text.count("+") == 2:
+    if _VERIFIER_KEY.fullmatch(text):
         return VerifierKey.parse(text).public_key
     try:
         raw = _b64decode(text)
