@@ -647,7 +647,10 @@ def segment_types(tc_string: str) -> tuple[SegmentType | int, ...]:
             value = int(base64url_to_bits(part)[:3], 2)
         except BitError as exc:
             raise TCStringError(f"segment {index + 1}: {exc}") from exc
-        types.append(SegmentType(value) if value in SegmentType._value2member_map_ else value)
+        try:
+            types.append(SegmentType(value))
+        except ValueError:
+            types.append(value)
     return tuple(types)
 
 
