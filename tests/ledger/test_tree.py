@@ -242,7 +242,7 @@ def test_root_reads_popcount_nodes_in_one_call() -> None:
 
 def test_append_rejects_bad_leaf_hashes_and_stores_nothing() -> None:
     store = build(entries(3))
-    with pytest.raises(ValueError, match="not 32 bytes"):
+    with pytest.raises(ValueError, match="must be 32 bytes"):
         append_leaves(store, [hash_leaf(b"ok"), b"too short"])
     with pytest.raises(ValueError):
         append_leaves(store, [bytearray(32)])  # type: ignore[list-item]

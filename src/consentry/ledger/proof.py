@@ -12,7 +12,7 @@ The proofs are the RFC's own lists of hashes, ordered from the leaf upwards, and
 
 from __future__ import annotations
 
-from .tree import NodeStore, checked_size, compact_range, fetch, range_hash
+from .tree import NodeStore, checked_size, compact_range, fetch, fold_range
 
 __all__ = [
     "consistency_proof",
@@ -76,9 +76,9 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 
 def _hashes_for(store: NodeStore, ranges: list[tuple[int, int]]) -> list[bytes]:
-    keys = [key for begin, end in ranges for key in compact_range(begin, end)]
-    nodes = fetch(store, keys)
-    return [range_hash(nodes, begin, end) for begin, end in ranges]
+    plans = [compact_range(begin, end) for begin, end in ranges]
+    nodes = fetch(store, [key for plan in plans for key in plan])  # one read for the whole proof
+    return [fold_range([nodes[key] for key in plan]) for plan in plans]
 
 
 def inclusion_proof(store: NodeStore, index: int, size: int) -> list[bytes]:

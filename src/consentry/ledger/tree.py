@@ -13,10 +13,14 @@ Standard library only (and the hasher), so that the tree can be rebuilt and chec
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from .hasher import EMPTY_ROOT, HASH_SIZE, hash_children
+from .hasher import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, hash_children
 
 __all__ = [
     "MemoryNodeStore",
@@ -111,34 +115,41 @@ class MemoryNodeStore:
 
     def put_nodes(self, nodes: Mapping[NodeKey, bytes]) -> None:
         """Append the batch; refuse all of it (ValueError) if it would overwrite or leave a gap."""
-        by_level: dict[int, list[tuple[int, bytes]]] = {}
-        for (level, index), value in nodes.items():
-            by_level.setdefault(level, []).append((index, value))
+        keys = list(nodes)
+        if not keys:
+            return
+        values = list(nodes.values())
+        # The checks below run in C-level loops (map, bisect): the tree writes a million nodes
+        # per million leaves, and a per-node Python loop here would cost more than the hashing.
+        if not all(map(operator.lt, keys, itertools.islice(keys, 1, None))):
+            pairs = sorted(nodes.items())
+            keys = [key for key, _ in pairs]
+            values = [value for _, value in pairs]
+        if set(map(type, values)) != {bytes} or set(map(len, values)) != {HASH_SIZE}:
+            raise ValueError("every node must be a 32-byte hash")
         levels = self._levels
-        for level, items in by_level.items():
-            if level < 0:
-                raise ValueError(f"negative level {level}")
-            items.sort(key=_first)
-            have = len(levels[level]) if level < len(levels) else 0
-            for offset, (index, value) in enumerate(items):
-                if index < have:
-                    raise ValueError(
-                        f"node level={level} index={index} already exists; the store is append-only"
-                    )
-                if index != have + offset:
-                    raise ValueError(
-                        f"node level={level} index={index} would leave a gap after {have + offset}"
-                    )
-                if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-                    raise ValueError(f"node level={level} index={index} is not a 32-byte hash")
-        for level in sorted(by_level):
+        plan: list[tuple[int, int, int]] = []
+        start = 0
+        while start < len(keys):
+            level = keys[start][0]
+            end = bisect.bisect_left(keys, (level + 1,), lo=start)
+            first, last = keys[start][1], keys[end - 1][1]
+            have = len(levels[level]) if 0 <= level < len(levels) else 0
+            if level < 0 or first < 0:
+                raise ValueError(f"invalid node key {keys[start]}")
+            if first < have:
+                raise ValueError(
+                    f"node level={level} index={first} already exists; the store is append-only"
+                )
+            # Keys are unique and sorted, so first..last has no hole iff it has end-start keys.
+            if first != have or last - first != end - start - 1:
+                raise ValueError(f"nodes at level {level} would leave a gap after index {have}")
+            plan.append((level, start, end))
+            start = end
+        for level, start, end in plan:
             while len(levels) <= level:
                 levels.append([])
-            levels[level].extend(value for _, value in by_level[level])
-
-
-def _first(item: tuple[int, bytes]) -> int:
-    return item[0]
+            levels[level].extend(values[start:end])
 
 
 def compact_range(begin: int, end: int) -> list[NodeKey]:
@@ -150,6 +161,11 @@ def compact_range(begin: int, end: int) -> list[NodeKey]:
     """
     if not 0 <= begin <= end:
         raise ValueError(f"invalid range [{begin}, {end})")
+    width = end - begin
+    if width and not width & (width - 1) and not begin & (width - 1):
+        # One perfect subtree: the common case in proofs, answered without a loop.
+        level = width.bit_length() - 1
+        return [(level, begin >> level)]
     keys: list[NodeKey] = []
     while begin < end:
         # The largest aligned subtree starting at `begin` that does not pass `end`.
@@ -236,18 +252,17 @@ def append_leaves(store: NodeStore, leaf_hashes: Sequence[bytes]) -> int:
     n = store.size()
     if count == 0:
         return n
-    for position, leaf in enumerate(leaf_hashes):
-        if not isinstance(leaf, bytes) or len(leaf) != HASH_SIZE:
-            raise ValueError(f"leaf hash #{position} of the batch is not 32 bytes")
+    if set(map(type, leaf_hashes)) != {bytes} or set(map(len, leaf_hashes)) != {HASH_SIZE}:
+        raise ValueError("every leaf hash of the batch must be 32 bytes")
 
     edge = fetch(store, compact_range(0, n)) if n else {}
     new_nodes: dict[NodeKey, bytes] = {}
     row: list[bytes] = list(leaf_hashes)
     start = n  # index, at this level, of row[0]
     level = 0
-    node_hash = hash_children
+    sha256, prefix = hashlib.sha256, NODE_PREFIX  # hash_children, inlined for the hot loop
     while True:
-        keys = ((level, i) for i in range(start, start + len(row)))
+        keys = zip(itertools.repeat(level), range(start, start + len(row)))
         new_nodes.update(zip(keys, row, strict=True))
         if start & 1:
             # The first new node is a right child: its left sibling is on the old right edge.
@@ -255,7 +270,9 @@ def append_leaves(store: NodeStore, leaf_hashes: Sequence[bytes]) -> int:
             start -= 1
         if len(row) < 2:
             break
-        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+        # zip drops an odd last node: its sibling does not exist yet, so it has no parent yet.
+        pairs = zip(row[::2], row[1::2], strict=False)
+        row = [sha256(prefix + left + right).digest() for left, right in pairs]
         start >>= 1
         level += 1
     store.put_nodes(new_nodes)
