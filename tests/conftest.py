@@ -96,8 +96,10 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, min_token_wait_ms=200)
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=db_url, min_token_wait_ms=200, signing_keys_dir=tmp_path / "keys"
+    )
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ Nothing in Consentry reads configuration at import time; `Settings()` is built b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,3 +55,14 @@ class Settings(BaseSettings):
         description="How long a check with a min_token newer than what is known may wait.",
     )
     log_level: str = Field("info", description="uvicorn log level for `serve`.")
+    signing_keys_dir: Path = Field(
+        Path("consentry-keys"),
+        description="Folder of each tenant's Ed25519 signing key (created on first use, 0600).",
+    )
+    signing_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {tenant: "PRIVATE+KEY+..."}: keys from a secret store instead of files.',
+    )
+    ledger_origin: str = Field(
+        "consentry", description="Names the log in checkpoints: '<origin>/<tenant>'."
+    )

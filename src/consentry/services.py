@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from consentry.config import Settings
 from consentry.decisions.service import DecisionService
 from consentry.recording.service import Recorder
+from consentry.signing import TenantKeyring
 from consentry.storage import SqlStore, open_store
 from consentry.storage.catalog import Catalog
 
@@ -21,6 +22,7 @@ class Services:
     catalog: Catalog
     recorder: Recorder
     decisions: DecisionService
+    keyring: TenantKeyring
 
     @classmethod
     def build(cls, settings: Settings, store: SqlStore | None = None) -> Services:
@@ -32,6 +34,9 @@ class Services:
             catalog=catalog,
             recorder=Recorder(store, settings, catalog),
             decisions=DecisionService(store, settings, catalog),
+            keyring=TenantKeyring(
+                settings.signing_keys_dir, settings.ledger_origin, dict(settings.signing_keys)
+            ),
         )
 
     def close(self) -> None:
