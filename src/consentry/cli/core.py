@@ -496,4 +496,3 @@ def history(
             str(s.decision.position or ""),
         )
     out.print(state)
-

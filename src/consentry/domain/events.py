@@ -172,7 +172,11 @@ class RecordedEvent:
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with microseconds: fixed width, so it sorts as text too."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond:06d}Z"
+    )
 
 
 def parse_time(value: str) -> datetime:

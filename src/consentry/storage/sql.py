@@ -333,6 +333,11 @@ class SqlStore(ABC):
                     f"notice {notice.id!r}: version {notice.version} is not newer than the"
                     f" latest published version {existing[-1].version}"
                 )
+            if existing and notice.published_at < existing[-1].published_at:
+                raise ConflictError(
+                    f"notice {notice.id!r}: version {notice.version} cannot be published before"
+                    f" version {existing[-1].version} was"
+                )
             cur.execute(
                 self._sql(
                     "INSERT INTO notices (tenant, id, version, text, content_hash, purposes,"

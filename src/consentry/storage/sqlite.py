@@ -108,6 +108,8 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.rollback()
+                if (self._schema_version() or 0) >= migration.version:
+                    return  # another process applied it meanwhile
                 raise SchemaError(f"migration {migration.name} failed: {exc}") from exc
 
     def _schema_version(self) -> int | None:
