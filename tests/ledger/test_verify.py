@@ -340,3 +340,57 @@ except ProofError:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --- docs/ledger.md's auditor walk-through runs as written -----------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
+
+
+def python_block(first_line: str) -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("```python\n" + first_line) + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_docs_auditor_walkthrough_runs(tmp_path: Path) -> None:
+    (tmp_path / "demo_log.py").write_text(python_block("# demo_log.py"))
+    (tmp_path / "audit.py").write_text(python_block("# audit.py"))
+    shutil.copy(LEDGER_SRC / "verify.py", tmp_path / "verify.py")
+    src = str(LEDGER_SRC.parents[1])
+    demo = subprocess.run(
+        [sys.executable, "demo_log.py"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        # No PYTHONPATH: the auditor's script must not need consentry.
+        return subprocess.run(
+            [sys.executable, "-E", "audit.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    result = audit()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("verified: entry 123 is in the log of 1000 entries")
+
+    bundle_path = tmp_path / "bundle.json"
+    bundle = json.loads(bundle_path.read_text())
+    for field, tamper in [
+        ("event", lambda v: v.replace("123", "124")),
+        ("inclusion_proof", lambda v: [base64.b64encode(bytes(32)).decode(), *v[1:]]),
+        ("latest_checkpoint", lambda v: v.replace("\n1000\n", "\n999\n")),
+        ("consistency_proof", lambda v: v[:-1]),
+    ]:
+        bundle_path.write_text(json.dumps({**bundle, field: tamper(bundle[field])}))
+        assert audit().returncode != 0, f"tampered {field} was accepted"
