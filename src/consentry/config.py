@@ -30,6 +30,32 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for the shared decision cache; unset = database only."
     )
+    redis_ttl_seconds: float = Field(
+        3600.0, gt=0, description="How long a subject's state (and its floor) stays in Redis."
+    )
+    redis_timeout_ms: int = Field(
+        250, ge=1, description="Redis socket timeout; past it the check reads the database."
+    )
+    redis_retry_seconds: float = Field(
+        1.0, ge=0, description="After a Redis failure, read the database alone for this long."
+    )
+    local_cache: bool = Field(
+        True,
+        description="Keep subjects' state and decisions in process (exact; see"
+        " docs/enforcement.md).",
+    )
+    local_cache_subjects: int = Field(
+        100_000, ge=1, description="Most subjects the in-process cache keeps."
+    )
+    local_sync_interval_ms: int = Field(
+        0,
+        ge=0,
+        description="0: every check first learns other processes' writes (exact). N: at most"
+        " every N ms (their writes may be seen up to N ms late; this process's own never are).",
+    )
+    gpc_last_update: str = Field(
+        "2026-11-22", description="lastUpdate of /.well-known/gpc.json (RFC 3339 date)."
+    )
     default_regime: Regime = Field(
         Regime.OPT_IN,
         description="Regime of a jurisdiction that is unknown or not given (opt_in is safe).",

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consentry.config import Settings
-from consentry.domain.decide import Decision, Signals, StateEntry, decide
+from consentry.decisions.local import Answer, StateReader, infer_jurisdiction
+from consentry.domain.decide import NO_SIGNALS, Decision, Signals, StateEntry, decide
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import RecordedEvent
 from consentry.domain.history import latest_per_purpose
@@ -60,6 +61,8 @@ class DecisionService:
     settings: Settings
     catalog: Catalog
     clock: Callable[[], datetime] = utcnow
+    reader: StateReader | None = None
+    """L1 and Redis in front of the state table (decisions/local.py); None = database only."""
 
     def regime(self, jurisdiction: str | None) -> Regime:
         return regime_for(jurisdiction, self.settings.default_regime)
@@ -105,40 +108,48 @@ class DecisionService:
         checks: Sequence[tuple[str, str]],
         *,
         min_token: int | None = None,
-        signals: Signals = Signals(),
+        signals: Signals = NO_SIGNALS,
     ) -> list[Decision]:
         """Decide many (subject, purpose) pairs; each subject's state is read once."""
+        found = self.answers(tenant, checks, min_token=min_token, signals=signals)
+        return [a.decision for a in found]
+
+    def answers(
+        self,
+        tenant: str,
+        checks: Sequence[tuple[str, str]],
+        *,
+        min_token: int | None = None,
+        signals: Signals = NO_SIGNALS,
+    ) -> list[Answer]:
+        """check_many, keeping the cached answers so a transport can reuse their bodies."""
         if len(checks) > self.settings.max_batch_checks:
             raise ValidationError(
                 f"a batch carries at most {self.settings.max_batch_checks} checks, this one has"
                 f" {len(checks)}: split it"
             )
         self.wait_for(min_token)
+        reader = self.active_reader
+        head = reader.sync()
         catalog = self.catalog.get(tenant)
-        purposes = [self._purpose(tenant, p) for _, p in checks]
-        states: dict[str, dict[str, StateEntry]] = {}
+        known = catalog.purposes
+        resolved = [known.get(p) or self._purpose(tenant, p) for _, p in checks]
+        if len(resolved) and any(p.id not in known for p in resolved):
+            catalog = self.catalog.get(tenant)  # reloaded by _purpose: a purpose just created
+        views = reader.views(tenant, [s for s, _ in checks], head)
         now = self.clock()
-        out = []
-        for (subject, _), purpose in zip(checks, purposes, strict=True):
-            if subject not in states:
-                states[subject] = {
-                    e.purpose: StateEntry.of(e) for e in self.store.subject_state(tenant, subject)
-                }
-            entries = states[subject]
-            entry = entries.get(purpose.id)
-            jurisdiction = signals.jurisdiction or _jurisdiction(entry, entries)
-            out.append(
-                decide(
-                    subject,
-                    purpose,
-                    entry,
-                    now=now,
-                    regime=self.regime(jurisdiction),
-                    changes=catalog.changes.get(purpose.id, ()),
-                    signals=signals,
-                )
-            )
-        return out
+        answer = reader.answer
+        return [
+            answer(views[subject], subject, purpose, catalog, now, signals)
+            for (subject, _), purpose in zip(checks, resolved, strict=True)
+        ]
+
+    @property
+    def active_reader(self) -> StateReader:
+        """The configured read path, else one that reads the database alone."""
+        if self.reader is None:
+            self.reader = StateReader(self.store, self.regime, local=False)
+        return self.reader
 
     def state_as_of(
         self,
@@ -179,13 +190,4 @@ class DecisionService:
         return out
 
 
-def _jurisdiction(entry: StateEntry | None, entries: dict[str, StateEntry]) -> str | None:
-    """Where the person is: from the event behind this purpose, else their most recent event."""
-    if entry is not None and entry.jurisdiction:
-        return entry.jurisdiction
-    latest = max(
-        (e for e in entries.values() if e.jurisdiction),
-        key=lambda e: (e.occurred_at, e.position),
-        default=None,
-    )
-    return latest.jurisdiction if latest else None
+_jurisdiction = infer_jurisdiction
