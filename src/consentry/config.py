@@ -92,3 +92,58 @@ class Settings(BaseSettings):
     ledger_origin: str = Field(
         "consentry", description="Names the log in checkpoints: '<origin>/<tenant>'."
     )
+    # Propagation (docs/events.md) -----------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers (host:port,...); unset = no Kafka, the HTTP change feed only.",
+    )
+    kafka_events_topic: str = Field(
+        "consentry.events", description="Topic the relay publishes every committed event to."
+    )
+    kafka_commands_topic: str = Field(
+        "consentry.commands", description="Topic `consentry commands` reads commands from."
+    )
+    kafka_dead_letter_topic: str = Field(
+        "consentry.dlq", description="Where invalid commands and failed messages are sent."
+    )
+    kafka_commands_group: str = Field(
+        "consentry-commands", description="Consumer group of `consentry commands`."
+    )
+    kafka_topic_partitions: int = Field(
+        12, ge=1, description="Partitions of the topics Consentry creates when they are missing."
+    )
+    kafka_replication_factor: int = Field(
+        -1, ge=-1, description="Replication of created topics; -1 = the broker's default."
+    )
+    kafka_create_topics: bool = Field(
+        True, description="Create missing topics at start-up (off where ACLs forbid it)."
+    )
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings (JSON), e.g. security.protocol, sasl.*.",
+    )
+    cloudevents_source: str = Field(
+        "/consentry", description="CloudEvents `source` prefix naming this installation."
+    )
+    relay_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Most events the relay publishes per round."
+    )
+    relay_poll_interval_seconds: float = Field(
+        0.1,
+        gt=0,
+        description="How often the relay looks for new events when not woken by a NOTIFY.",
+    )
+    relay_delivery_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A batch not acknowledged in this time is retried with a new producer.",
+    )
+    relay_in_serve: bool = Field(
+        True, description="`serve` runs the relay in a thread when Kafka is configured."
+    )
+    propagation_lag_threshold_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Commit-to-publish or -apply lag above which a warning is logged and"
+        " /readyz reports degraded.",
+    )
