@@ -29,6 +29,7 @@ from consentry.storage.base import ApiKey
 router = APIRouter(prefix="/v1", tags=["changes"])
 
 MAX_LIMIT = 10_000
+MAX_POSITION = 2**63 - 1
 MAX_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -54,7 +55,9 @@ async def changes(
     request: Request,
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(needs(Scope.CHANGES_READ))],
-    after: Annotated[int, Query(ge=0, description="Last position seen (0 = start)")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Last position seen (0 = start)")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
 ) -> dict[str, Any]:
@@ -81,10 +84,10 @@ async def change_stream(
     request: Request,
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(needs(Scope.CHANGES_READ))],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and last_event_id.isdigit() and len(last_event_id) < 19:
         after = max(after, int(last_event_id))
     notifier: ChangeNotifier = request.app.state.notifier
 

@@ -41,8 +41,8 @@ def parse_token(token: str | int | None) -> int | None:
         value = int(token)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"min_token {token!r} is not a token returned by a write") from exc
-    if value < 0:
-        raise ValidationError("min_token cannot be negative")
+    if not 0 <= value < 2**63:
+        raise ValidationError("min_token is not a position of this log")
     return value
 
 
