@@ -93,14 +93,13 @@ class PostgresStore(SqlStore):
             except psycopg.Error as exc:
                 raise SchemaError(f"migration {migration.name} failed: {exc}") from exc
 
-    def _schema_version(self) -> int | None:
+    def _applied_versions(self) -> set[int] | None:
         with self._read() as cur:
             cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
             if not cur.fetchone()[0]:
                 return None
-            cur.execute("SELECT MAX(version) FROM schema_migrations")
-            row = cur.fetchone()
-            return int(row[0]) if row and row[0] is not None else None
+            cur.execute("SELECT version FROM schema_migrations")
+            return {int(r[0]) for r in cur.fetchall()}
 
     def _ts_in(self, value: datetime) -> Any:
         return value

@@ -107,8 +107,8 @@ class SqlStore(ABC):
     def _apply_migration(self, migration: Migration) -> None: ...
 
     @abstractmethod
-    def _schema_version(self) -> int | None:
-        """The applied version, or None when the database has no Consentry schema."""
+    def _applied_versions(self) -> set[int] | None:
+        """The applied migration versions, or None when the database has no Consentry schema."""
 
     @abstractmethod
     def _ts_in(self, value: datetime) -> Any: ...
@@ -128,27 +128,32 @@ class SqlStore(ABC):
 
     # Schema --------------------------------------------------------------------------------
     def schema_status(self) -> SchemaStatus:
-        version = self._schema_version()
-        if version is None:
+        applied = self._applied_versions()
+        if applied is None:
             return SchemaStatus(SchemaState.EMPTY, 0, self.latest_version)
-        if version < self.latest_version:
-            state = SchemaState.BEHIND
-        elif version > self.latest_version:
+        version = max(applied, default=0)
+        known = {m.version for m in self.migrations}
+        if version > self.latest_version:
             state = SchemaState.AHEAD
+        elif known - applied:
+            state = SchemaState.BEHIND
         else:
             state = SchemaState.CURRENT
         return SchemaStatus(state, version, self.latest_version)
 
     def migrate(self) -> list[int]:
+        """Apply every known migration not yet applied, in version order (not only those above
+        the highest applied: branches merged out of order still get their migration)."""
         status = self.schema_status()
         if status.state is SchemaState.AHEAD:
             raise SchemaError(
                 f"the database schema is version {status.version}, newer than this Consentry"
                 f" ({status.latest}); upgrade Consentry instead"
             )
+        applied_before = self._applied_versions() or set()
         applied = []
         for migration in self.migrations:
-            if migration.version > status.version:
+            if migration.version not in applied_before:
                 self._apply_migration(migration)
                 applied.append(migration.version)
         return applied

@@ -108,20 +108,19 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.rollback()
-                if (self._schema_version() or 0) >= migration.version:
+                if migration.version in (self._applied_versions() or set()):
                     return  # another process applied it meanwhile
                 raise SchemaError(f"migration {migration.name} failed: {exc}") from exc
 
-    def _schema_version(self) -> int | None:
+    def _applied_versions(self) -> set[int] | None:
         with self._read() as cur:
             cur.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
             )
             if cur.fetchone() is None:
                 return None
-            cur.execute("SELECT MAX(version) FROM schema_migrations")
-            row = cur.fetchone()
-            return int(row[0]) if row and row[0] is not None else None
+            cur.execute("SELECT version FROM schema_migrations")
+            return {int(r[0]) for r in cur.fetchall()}
 
     def _ts_in(self, value: datetime) -> Any:
         return format_time(value)
