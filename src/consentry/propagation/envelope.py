@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from consentry.domain.events import (
     Action,
     Actor,
@@ -60,37 +62,70 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> RecordedEvent:
         kind = envelope["type"]
         if not isinstance(kind, str) or not kind.startswith(TYPE_PREFIX):
             raise EnvelopeError(f"type {kind!r} is not a consentry.consent.* type")
-        d = envelope["data"]
-        event = RecordedEvent(
-            position=int(d["position"]),
-            subject_version=int(d["subject_version"]),
-            recorded_at=parse_time(d["recorded_at"]),
-            event_id=uuid.UUID(d["event_id"]),
-            tenant=str(d["tenant"]),
-            subject=str(d["subject"]),
-            purpose=str(d["purpose"]),
-            action=Action(d["action"]),
-            legal_basis=LegalBasis(d["legal_basis"]),
-            occurred_at=parse_time(d["occurred_at"]),
-            evidence=Evidence(
-                source=Source(d["source"]),
-                actor=Actor(d["actor"]),
-                jurisdiction=d.get("jurisdiction"),
-                notice_id=d.get("notice_id"),
-                notice_version=d.get("notice_version"),
-                notice_hash=d.get("notice_hash"),
-                ip=d.get("ip"),
-                user_agent=d.get("user_agent"),
-                raw_signal=d.get("raw_signal"),
-            ),
-            expires_at=parse_time(d["expires_at"]) if d.get("expires_at") else None,
-        )
+        event = event_from_data(envelope["data"])
     except EnvelopeError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise EnvelopeError(f"malformed consent CloudEvent: {exc!r}") from exc
     if envelope.get("id") != str(event.event_id):
         raise EnvelopeError("the envelope id differs from data.event_id")
     if kind != event_type(event.action):
         raise EnvelopeError("the envelope type differs from data.action")
     return event
+
+
+def event_from_data(d: Mapping[str, Any]) -> RecordedEvent:
+    """The event of a CloudEvent's `data` (the names of RecordedEvent.to_dict()).
+
+    A malformed body raises KeyError, TypeError, ValueError or AttributeError, which
+    from_cloudevent turns into EnvelopeError.
+    """
+    return RecordedEvent(
+        position=int(d["position"]),
+        subject_version=int(d["subject_version"]),
+        recorded_at=parse_time(d["recorded_at"]),
+        event_id=uuid.UUID(d["event_id"]),
+        tenant=str(d["tenant"]),
+        subject=str(d["subject"]),
+        purpose=str(d["purpose"]),
+        action=Action(d["action"]),
+        legal_basis=LegalBasis(d["legal_basis"]),
+        occurred_at=parse_time(d["occurred_at"]),
+        evidence=Evidence(
+            source=Source(d["source"]),
+            actor=Actor(d["actor"]),
+            jurisdiction=d.get("jurisdiction"),
+            notice_id=d.get("notice_id"),
+            notice_version=d.get("notice_version"),
+            notice_hash=d.get("notice_hash"),
+            ip=d.get("ip"),
+            user_agent=d.get("user_agent"),
+            raw_signal=d.get("raw_signal"),
+        ),
+        expires_at=parse_time(d["expires_at"]) if d.get("expires_at") else None,
+    )
+
+
+# Bytes on the wire (Kafka values, change-feed lines) ----------------------------------------------
+def encode(event: RecordedEvent, source: str = "/consentry") -> bytes:
+    """The CloudEvent of `event` as compact UTF-8 JSON: what the relay publishes."""
+    return orjson.dumps(to_cloudevent(event, source))
+
+
+def decode(data: bytes | str) -> RecordedEvent:
+    """The event carried by a JSON CloudEvent; EnvelopeError for anything else (poison)."""
+    try:
+        envelope = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("a CloudEvent is a JSON object")
+    return from_cloudevent(envelope)
+
+
+def message_key(tenant: str, subject: str) -> bytes:
+    """The Kafka key `<tenant>/<subject>`: one subject's events share a partition, in order.
+
+    Only partitioning reads the key; consumers take tenant and subject from the envelope.
+    """
+    return f"{tenant}/{subject}".encode()

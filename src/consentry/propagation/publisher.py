@@ -1,0 +1,62 @@
+"""What the relay needs from a message broker: publish a batch, and say exactly what was stored.
+
+The relay saves its position only after the broker acknowledged every message of a round, so the
+protocol returns only when each message has a delivery report (or raises, saying which ones made
+it). Kafka implements it (kafka.py); another broker would implement the same two methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the broker stored a message: its partition and offset."""
+
+    partition: int
+    offset: int
+
+
+@dataclass
+class PublishError(RuntimeError):
+    """Not every message of a batch was acknowledged.
+
+    `delivered[i]` is the delivery of message i, or None if it was not acknowledged; the relay
+    keeps the acknowledged prefix and publishes the rest again (duplicates are allowed, losses
+    are not).
+    """
+
+    reason: str
+    delivered: list[Delivery | None] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        done = sum(d is not None for d in self.delivered)
+        return f"{self.reason} ({done} of {len(self.delivered)} messages acknowledged)"
+
+
+class Publisher(Protocol):
+    """A broker connection that publishes batches with delivery reports.
+
+    Publishing must not reorder messages of one key (Kafka: the idempotent producer), and must
+    return only once every message is acknowledged by the broker's durability rule (acks=all),
+    because the relay treats a returned batch as safe to forget.
+    """
+
+    def publish(self, messages: Sequence[Message]) -> list[Delivery]:
+        """Publish and wait; the deliveries in message order, or PublishError."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; messages not yet acknowledged are abandoned."""
+        ...

@@ -1,0 +1,313 @@
+"""The outbox relay: every committed event, in position order, to the broker, at least once.
+
+The log is the outbox. The relay reads events after its saved position, publishes them keyed by
+tenant and subject, waits for every delivery report, and only then saves the new position. A
+crash at any point therefore re-publishes (duplicates, which consumers recognise) and never
+skips. One relay per database is active; others wait as hot standbys behind a lease.
+
+A broker can also lose messages it acknowledged (an unclean leader election, a topic deleted and
+re-created, a test broker restarted with memory storage). The relay notices when a partition
+hands out an offset it already acknowledged for an earlier message, and publishes again from the
+first position that may have been lost; see `_check_truncation`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from consentry.config import Settings
+from consentry.domain.events import RecordedEvent
+from consentry.propagation.envelope import CONTENT_TYPE, encode, message_key
+from consentry.propagation.lag import LagMetrics, LagMonitor, seconds_since
+from consentry.propagation.publisher import Delivery, Message, Publisher, PublishError
+from consentry.storage.base import StoreUnavailableError
+from consentry.storage.propagation import AppendWaiter, Lease, LocalWaiter
+from consentry.storage.sql import SqlStore
+
+log = logging.getLogger("consentry.propagation.relay")
+
+HEADERS = (("content-type", f"{CONTENT_TYPE}; charset=UTF-8".encode()),)
+#: Batches remembered to locate lost messages: (first position, partition, min, max offset).
+JOURNAL_ENTRIES = 200_000
+LEASE_CHECK_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def relay_name(topic: str) -> str:
+    """The relay's row in reader_offsets: one position per topic it feeds."""
+    return f"relay:{topic}"
+
+
+class Relay:
+    """Publishes the log to a topic; `run` leads or stands by, `step` is one round."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        publisher_factory: Callable[[], Publisher],
+        *,
+        topic: str,
+        source: str = "/consentry",
+        batch_size: int = 5000,
+        poll_interval: float = 0.1,
+        lease: Lease | None = None,
+        waiter: AppendWaiter | None = None,
+        metrics: LagMetrics | None = None,
+        monitor: LagMonitor | None = None,
+        prepare: Callable[[], object] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.publisher_factory = publisher_factory
+        self.topic = topic
+        self.source = source
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.waiter = waiter or LocalWaiter()
+        self.metrics = metrics or LagMetrics()
+        self.monitor = monitor
+        self.prepare = prepare
+        self.name = name or relay_name(topic)
+        self.leading = False
+        self._publisher: Publisher | None = None
+        self._position: int | None = None
+        self._high: dict[int, int] = {}
+        self._journal: deque[tuple[int, int, int, int]] = deque(maxlen=JOURNAL_ENTRIES)
+        self.rewinds = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: SqlStore,
+        *,
+        metrics: LagMetrics | None = None,
+        **overrides: object,
+    ) -> Relay:
+        """The relay of an installation: its Kafka producer, lease, NOTIFY waiter and monitor."""
+        from consentry.propagation.kafka import (
+            KafkaPublisher,
+            client_config,
+            ensure_topics,
+            producer_config,
+        )
+        from consentry.storage.propagation import append_waiter, relay_lease
+
+        topic = settings.kafka_events_topic
+        config = producer_config(settings)
+
+        def prepare() -> object:
+            if settings.kafka_create_topics:
+                return ensure_topics(
+                    client_config(settings),
+                    [topic],
+                    partitions=settings.kafka_topic_partitions,
+                    replication_factor=settings.kafka_replication_factor,
+                )
+            return None
+
+        name = relay_name(topic)
+        kwargs: dict[str, object] = {
+            "topic": topic,
+            "source": settings.cloudevents_source,
+            "batch_size": settings.relay_batch_size,
+            "poll_interval": settings.relay_poll_interval_seconds,
+            "lease": relay_lease(store, name),
+            "waiter": append_waiter(store),
+            "metrics": metrics,
+            "monitor": LagMonitor(settings.propagation_lag_threshold_seconds, "commit-to-publish"),
+            "prepare": prepare,
+        }
+        kwargs.update(overrides)
+        return cls(store, lambda: KafkaPublisher(config), **kwargs)  # type: ignore[arg-type]
+
+    # One round ---------------------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        """The last position acknowledged by the broker and saved."""
+        if self._position is None:
+            self._position = self.store.get_offset(self.name)
+        return self._position
+
+    def step(self) -> int:
+        """Publish the next batch; return how many events were published.
+
+        Raises PublishError (after saving the acknowledged prefix) or StoreUnavailableError.
+        """
+        events = self.store.events_after(self.position, self.batch_size)
+        if not events:
+            self._observe_backlog(None)
+            return 0
+        publisher = self._publisher
+        if publisher is None:
+            if self.prepare is not None:
+                self.prepare()
+            publisher = self._publisher = self.publisher_factory()
+        messages = [self._message(e) for e in events]
+        try:
+            deliveries = publisher.publish(messages)
+        except PublishError as exc:
+            self._close_publisher()
+            done = 0
+            for delivery in exc.delivered:
+                if delivery is None:
+                    break
+                done += 1
+            if done:
+                self._delivered(events[:done], [d for d in exc.delivered[:done] if d])
+            self.metrics.relay_failures.inc()
+            self._observe_backlog(events[done] if done < len(events) else None)
+            raise
+        self._delivered(events, deliveries)
+        return len(events)
+
+    def _message(self, event: RecordedEvent) -> Message:
+        return Message(
+            self.topic,
+            message_key(event.tenant, event.subject),
+            encode(event, self.source),
+            HEADERS,
+        )
+
+    def _delivered(self, events: Sequence[RecordedEvent], deliveries: Sequence[Delivery]) -> None:
+        now = datetime.now(UTC)
+        histogram = self.metrics.commit_to_publish
+        for event in events:
+            histogram.observe(seconds_since(event.recorded_at, now))
+        self.metrics.published.inc(len(events))
+        rewind_to = self._check_truncation(events[0].position, deliveries)
+        last = events[-1].position if rewind_to is None else rewind_to - 1
+        self.store.set_offset(self.name, last)
+        self._position = last
+        self.metrics.relay_position.set(last)
+        self._observe_backlog(None)
+
+    def _check_truncation(self, first_position: int, deliveries: Sequence[Delivery]) -> int | None:
+        """The position to publish again from if a partition lost acknowledged messages.
+
+        Offsets in a Kafka partition only grow. If a delivery lands at an offset not above one
+        this relay already had acknowledged in that partition, the partition's log is shorter
+        than what it acknowledged: messages from that offset on are gone. The journal says which
+        batches put messages at or above it; everything from the first of them is published
+        again. A loss older than the journal (or than this process) means from the beginning.
+        """
+        spans: dict[int, tuple[int, int]] = {}
+        for d in deliveries:
+            lo, hi = spans.get(d.partition, (d.offset, d.offset))
+            spans[d.partition] = (min(lo, d.offset), max(hi, d.offset))
+        rewind: int | None = None
+        for partition, (lo, _hi) in spans.items():
+            high = self._high.get(partition)
+            if high is None or lo > high:
+                continue
+            lost = [e for e in self._journal if e[1] == partition and e[3] >= lo]
+            oldest = min((e[2] for e in self._journal if e[1] == partition), default=None)
+            start = 1 if oldest is None or oldest > lo else min(e[0] for e in lost)
+            log.error(
+                "partition %d of %s handed out offset %d again (it had acknowledged up to %d):"
+                " the broker lost acknowledged messages; publishing again from position %d",
+                partition,
+                self.topic,
+                lo,
+                high,
+                start,
+            )
+            rewind = start if rewind is None else min(rewind, start)
+            self._journal = deque(
+                (e for e in self._journal if not (e[1] == partition and e[3] >= lo)),
+                maxlen=JOURNAL_ENTRIES,
+            )
+        for partition, (lo, hi) in spans.items():
+            self._high[partition] = hi
+            self._journal.append((first_position, partition, lo, hi))
+        if rewind is not None:
+            self.rewinds += 1
+        return rewind
+
+    def _observe_backlog(self, oldest_pending: RecordedEvent | None) -> None:
+        age = seconds_since(oldest_pending.recorded_at) if oldest_pending is not None else 0.0
+        self.metrics.relay_backlog.set(age)
+        if self.monitor is not None:
+            self.monitor.observe(age)
+
+    def _close_publisher(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
+    # The loop ----------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Tell the relay that events were committed (a Recorder listener in this process)."""
+        self.waiter.wake()
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Publish until the log is exhausted (tests, `consentry relay --once`); the count."""
+        total = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            published = self.step()
+            total += published
+            if published < self.batch_size:
+                if self.store.events_after(self.position, 1):
+                    continue
+                return total
+        raise TimeoutError(f"the relay did not catch up within {timeout} s")
+
+    def run(self, stop: threading.Event) -> None:
+        """Lead (or stand by until the lease is free) and publish until `stop` is set."""
+        backoff = 0.0
+        last_lease_check = 0.0
+        try:
+            while not stop.is_set():
+                if not self._lead(stop):
+                    continue
+                now = time.monotonic()
+                if self.lease is not None and now - last_lease_check >= LEASE_CHECK_SECONDS:
+                    last_lease_check = now
+                    if not self.lease.held():
+                        log.warning("relay %s lost its lease; standing by", self.name)
+                        self._step_down()
+                        continue
+                try:
+                    published = self.step()
+                    backoff = 0.0
+                except (PublishError, StoreUnavailableError) as exc:
+                    backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
+                    log.warning("relay %s: %s; retrying in %.1f s", self.name, exc, backoff)
+                    stop.wait(backoff)
+                    continue
+                if published == 0:
+                    self.waiter.wait(self.poll_interval)
+        finally:
+            self._step_down()
+            self.waiter.close()
+
+    def _lead(self, stop: threading.Event) -> bool:
+        if self.leading:
+            return True
+        try:
+            acquired = self.lease is None or self.lease.try_acquire()
+        except StoreUnavailableError as exc:
+            log.warning("relay %s cannot reach the database: %s", self.name, exc)
+            acquired = False
+        if not acquired:
+            stop.wait(max(self.poll_interval, 0.5))
+            return False
+        self.leading = True
+        self._position = None  # another relay may have moved it while we stood by
+        self._high.clear()
+        self._journal.clear()
+        log.info("relay %s leading from position %d", self.name, self.position)
+        return True
+
+    def _step_down(self) -> None:
+        self._close_publisher()
+        if self.leading and self.lease is not None:
+            self.lease.release()
+        self.leading = False
