@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry import __version__
-from consentry.api import catalog, changes, consents, decisions, health
+from consentry.api import banner, catalog, changes, consents, decisions, health, mappings, pages
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
@@ -58,6 +58,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     install_error_handlers(app)
     for module in (health, catalog, consents, decisions, changes):
+        app.include_router(module.router)
+    for module in (mappings, banner, pages):  # collection: banner, preference center, demo
         app.include_router(module.router)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from consentry.api.deps import ServicesDep, needs
+from consentry.api.mappings import get_collection
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import format_time, parse_time
 from consentry.keys import Scope
 from consentry.recording.schema import ConsentBody
+from consentry.recording.signals_in import signal_request
 from consentry.serialize import decision_to_dict
 from consentry.storage.base import ApiKey
 
@@ -25,7 +27,10 @@ MAX_IDEMPOTENCY_KEY = 200
     summary="Record one subject's decisions on one or more purposes",
     description="Atomic: every event of the request is committed, or none. Retrying with the"
     " same event ids, or the same Idempotency-Key header, writes nothing twice and returns the"
-    " first answer. The token is the log position to pass as min_token to read your write.",
+    " first answer. The token is the log position to pass as min_token to read your write."
+    " Instead of events, a `tc_string` (TCF v2.2/2.3) or `gpp_string` may be sent: the events it"
+    " implies for the tenant's mapped purposes (PUT /v1/mappings) are recorded, with the string"
+    " as evidence and source tcf or gpp.",
 )
 def record_consents(
     body: ConsentBody,
@@ -37,7 +42,16 @@ def record_consents(
 ) -> dict[str, Any]:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
-    consent = body.to_request()
+    if body.tc_string is not None or body.gpp_string is not None:
+        consent = signal_request(
+            body,
+            tenant=key.tenant,
+            collection=get_collection(request),
+            catalog=services.catalog,
+            store=services.store,
+        )
+    else:
+        consent = body.to_request()
     result = services.recorder.record(key.tenant, consent, idempotency_key=idempotency_key)
     metrics = request.app.state.metrics
     if result.replayed:

@@ -9,7 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from consentry.domain.events import Action, Actor, Source
 from consentry.domain.notices import DEFAULT_GRACE_DAYS
@@ -50,13 +59,27 @@ class ConsentBody(Strict):
     occurred_at: AwareDatetime | None = None
     evidence: EvidenceBody | None = None
     actor: Actor = Actor.SUBJECT
-    events: Annotated[list[EventBody], Field(min_length=1)]
+    events: Annotated[list[EventBody], Field(min_length=1)] | None = None
+    # Signals in (issue 6): instead of events, a TC or GPP string whose implied events are
+    # recorded for the tenant's mapped purposes (recording/signals_in.py).
+    tc_string: Annotated[StrictStr, Field(min_length=1, max_length=20_000)] | None = None
+    gpp_string: Annotated[StrictStr, Field(min_length=1, max_length=20_000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_input(self) -> ConsentBody:
+        given = [n for n in ("events", "tc_string", "gpp_string") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of events, tc_string or gpp_string"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
 
     def to_request(self, *, raw_signal: str | None = None) -> ConsentRequest:
         return ConsentRequest(
             subject=self.subject,
             source=self.source,
-            events=[EventRequest(e.purpose, e.action, e.event_id) for e in self.events],
+            events=[EventRequest(e.purpose, e.action, e.event_id) for e in self.events or ()],
             jurisdiction=self.jurisdiction,
             notice_id=self.notice.id if self.notice else None,
             notice_version=self.notice.version if self.notice else None,
