@@ -39,7 +39,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if owned:
             services.close()
 
-    app = FastAPI(
+    # FastPathAPI: FastAPI with the lean check path in front (api/decisions.py says why).
+    app = decisions.FastPathAPI(
         title="Consentry",
         version=__version__,
         description="The system of record for consent. Every request authenticates with"
@@ -61,6 +62,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     for module in (mappings, banner, pages):  # collection: banner, preference center, demo
         app.include_router(module.router)
+    app.include_router(decisions.wellknown)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 

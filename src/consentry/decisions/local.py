@@ -17,8 +17,9 @@ stale answer once a write is acknowledged, whichever process wrote:
 
 Decisions are cached per (subject, purpose) for the common case (no request signals) until the
 earliest of: a change to the subject, a catalogue reload, the decision's valid_until, the next
-notice publication or grace end that concerns the purpose, and `max_decision_age` (so that
-decided_at stays honest).
+notice publication or grace end that concerns the purpose, and `max_decision_age`. A cached
+Decision keeps the decided_at of its computation (the HTTP path splices the request's time into
+the body); it is the answer for every moment up to its deadline.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Answer:
     decision: Decision
     deadline: datetime | None = None
     catalog: object = None
-    body: bytes | None = None
+    body: tuple[bytes, bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -95,7 +96,7 @@ class StateReader:
         redis: RedisStateCache | None = None,
         max_subjects: int = 100_000,
         sync_interval: float = 0.0,
-        max_decision_age: float = 1.0,
+        max_decision_age: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -113,6 +114,7 @@ class StateReader:
         self._synced_at = float("-inf")
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._catalogs: dict[str, tuple[TenantCatalog, object]] = {}
 
     # Coherence ---------------------------------------------------------------------------
     def sync(self) -> int:
@@ -199,6 +201,23 @@ class StateReader:
             self._views[key] = view
         return view
 
+    def catalog_version(self, tenant: str, catalog: TenantCatalog) -> object:
+        """A token that changes when the tenant's purposes or notices do, not on every reload.
+
+        The catalogue is reloaded every few seconds (storage/catalog.py); comparing the reload
+        with the previous one once, here, keeps cached answers alive across identical reloads.
+        """
+        seen = self._catalogs.get(tenant)
+        if seen is not None:
+            if seen[0] is catalog:
+                return seen[1]
+            if seen[0].purposes == catalog.purposes and seen[0].notices == catalog.notices:
+                self._catalogs[tenant] = (catalog, seen[1])
+                return seen[1]
+        version = object()
+        self._catalogs[tenant] = (catalog, version)
+        return version
+
     # Reading -------------------------------------------------------------------------------
     def views(self, tenant: str, subjects: Sequence[str], head: int) -> dict[str, SubjectView]:
         """The state of each subject, at least as fresh as `head` (read by sync() before)."""
@@ -240,13 +259,17 @@ class StateReader:
         catalog: TenantCatalog,
         now: datetime,
         signals: Signals = NO_SIGNALS,
+        version: object = None,
     ) -> Answer:
+        """The answer for one purpose; `version` from catalog_version() (default: identity)."""
+        if version is None:
+            version = catalog
         cacheable = signals is NO_SIGNALS or signals == NO_SIGNALS
         if cacheable:
             hit = view.answers.get(purpose.id)
             if (
                 hit is not None
-                and hit.catalog is catalog
+                and hit.catalog is version
                 and hit.deadline is not None
                 and hit.decision.decided_at <= now < hit.deadline
             ):
@@ -267,7 +290,7 @@ class StateReader:
         if not cacheable:
             return Answer(decision)
         answer = Answer(
-            decision, decision_deadline(decision, changes, now, self.max_decision_age), catalog
+            decision, decision_deadline(decision, changes, now, self.max_decision_age), version
         )
         view.answers[purpose.id] = answer
         return answer

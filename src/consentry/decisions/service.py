@@ -139,8 +139,9 @@ class DecisionService:
         views = reader.views(tenant, [s for s, _ in checks], head)
         now = self.clock()
         answer = reader.answer
+        version = reader.catalog_version(tenant, catalog)
         return [
-            answer(views[subject], subject, purpose, catalog, now, signals)
+            answer(views[subject], subject, purpose, catalog, now, signals, version)
             for (subject, _), purpose in zip(checks, resolved, strict=True)
         ]
 
