@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     ledger_origin: str = Field(
         "consentry", description="Names the log in checkpoints: '<origin>/<tenant>'."
     )
+    # Collection (banner, preference center, demo): docs/collection.md.
+    jurisdiction_header: str = Field(
+        "X-Consentry-Jurisdiction",
+        description="Request header (set by a trusted proxy or CDN, e.g. CF-IPCountry) naming the"
+        " visitor's jurisdiction; it picks the banner's opt-in or opt-out variant.",
+    )
+    demo: bool = Field(
+        True, description="Serve the demo site at /demo (it sets up the `default` tenant's banner)."
+    )
     # Propagation (docs/events.md) -----------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         None,

@@ -113,7 +113,7 @@ def api_base(request: Request) -> str:
 
 
 def request_jurisdiction(request: Request, services: Services) -> str | None:
-    header = getattr(services.settings, "jurisdiction_header", "X-Consentry-Jurisdiction")
+    header = services.settings.jurisdiction_header
     return request.headers.get(header) if header else None
 
 
@@ -177,7 +177,7 @@ def banner_config(
         gpc=request_gpc(request, gpc),
         api_base=api_base(request),
     )
-    header = getattr(services.settings, "jurisdiction_header", "")
+    header = services.settings.jurisdiction_header
     vary = ", ".join(v for v in ("Sec-GPC", header) if v)
     return JSONResponse(
         body,

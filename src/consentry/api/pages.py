@@ -297,7 +297,7 @@ def demo(
     collection: CollectionDep,
     jurisdiction: Annotated[str | None, Query(max_length=8)] = None,
 ) -> Response:
-    if not getattr(services.settings, "demo", True):
+    if not services.settings.demo:
         raise NotFoundError("the demo is switched off (CONSENTRY_DEMO=false)")
     pages.ensure_demo(services, collection, DEFAULT_TENANT)
     if jurisdiction is not None and not _JURISDICTION.match(jurisdiction):
