@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from consentry.cli import collection as _collection  # noqa: F401  (registers its commands)
 from consentry.cli.core import app
 
 
