@@ -14,6 +14,7 @@ from consentry.keys import Scope
 from consentry.recording.schema import ConsentBody
 from consentry.recording.signals_in import signal_request
 from consentry.serialize import decision_to_dict
+from consentry.signals.gpc import sec_gpc_opt_out
 from consentry.storage.base import ApiKey
 
 router = APIRouter(prefix="/v1", tags=["consents"])
@@ -53,6 +54,8 @@ def record_consents(
     else:
         consent = body.to_request()
     result = services.recorder.record(key.tenant, consent, idempotency_key=idempotency_key)
+    if sec_gpc_opt_out(request.headers.getlist("sec-gpc")):  # once per person (decisions/gpc.py)
+        services.gpc.observe(key.tenant, consent.subject, jurisdiction=consent.jurisdiction)
     metrics = request.app.state.metrics
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
