@@ -156,10 +156,12 @@ class Replica:
         return self
 
     def close(self) -> None:
+        """Stop following; a long poll in flight is abandoned (the thread is a daemon)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.poll_wait + 12)
-        self._feed.close()
+            self._thread.join(timeout=0.5)
+        if self._thread is None or not self._thread.is_alive():
+            self._feed.close()
 
     def __enter__(self) -> Replica:
         return self
