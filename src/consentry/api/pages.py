@@ -52,7 +52,7 @@ _JURISDICTION = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,3})?$")
 _HTML_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would send Origin: null
     "X-Content-Type-Options": "nosniff",
 }
 
