@@ -283,10 +283,18 @@ class Relay:
                     stop.wait(backoff)
                     continue
                 if published == 0:
-                    self.waiter.wait(self.poll_interval)
+                    self._idle(stop)
         finally:
             self._step_down()
             self.waiter.close()
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait for a wake-up or the poll interval, noticing `stop` within half a second."""
+        deadline = time.monotonic() + self.poll_interval
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.waiter.wait(min(remaining, 0.5)):
+                return
 
     def _lead(self, stop: threading.Event) -> bool:
         if self.leading:

@@ -275,13 +275,17 @@ class PgNotifyWaiter:
             return True
         try:
             conn = self._listen()
+            woken = False
             for note in conn.notifies(timeout=timeout):
                 if note.payload == self._schema or not note.payload:
-                    # Drain what else is queued: one query will see all of it.
-                    for _ in conn.notifies(timeout=0.0):
-                        pass
-                    return True
-            return False
+                    woken = True
+                    break
+            if woken:
+                # Drain what else is queued (one query sees all of it); after the loop above,
+                # which holds the connection's lock while it runs.
+                for _ in conn.notifies(timeout=0.0):
+                    pass
+            return woken
         except psycopg.Error:
             if self._conn is not None:
                 with contextlib.suppress(Exception):
