@@ -129,7 +129,8 @@ def serve(
         )
         out.print(prepared.admin_key.key, soft_wrap=True, highlight=False)
         out.print("\nUse it as:  Authorization: Bearer <key>\n")
-    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs)")
+    demo = ", a demo site at /demo" if settings.demo else ""
+    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{demo})")
     if settings.workers > 1:
         services.close()
         os.environ["CONSENTRY_DATABASE_URL"] = settings.database_url
