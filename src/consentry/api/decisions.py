@@ -202,6 +202,20 @@ class FastPathAPI(FastAPI):
             await super().__call__(scope, receive, send)
 
 
+def _failure(exc: Exception) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+    """Status, headers and body of a failure, as the API's error handlers would answer it."""
+    if isinstance(exc, StoreUnavailableError):
+        log.warning("database unavailable: %s", exc)
+        message = "the consent database is unavailable; retry shortly"
+        return 503, ((b"retry-after", b"1"),), orjson.dumps(error_body(503, "unavailable", message))
+    if isinstance(exc, DomainError):
+        status = next(s for t, s in _STATUS if isinstance(exc, t))
+        return status, (), orjson.dumps(error_body(status, exc.code, str(exc)))
+    log.exception("unexpected error in the decision fast path", exc_info=exc)
+    message = "an unexpected error occurred; see logs"
+    return 500, (), orjson.dumps(error_body(500, "internal_error", message))
+
+
 class _Handover(Exception):
     """Not a request the fast path answers: FastAPI's route takes it as it came."""
 
@@ -265,6 +279,9 @@ class FastDecisions:
             # Authentication and parameter errors: the reference route words them.
             await self._hand_over(scope, receive, send)
             return
+        except StoreUnavailableError as exc:  # a key not cached yet, and the database down
+            await self._send(send, *_failure(exc), scope["method"], state, started)
+            return
         signals = _signals(gpc, jurisdiction)
 
         def work() -> bytes:
@@ -286,22 +303,21 @@ class FastDecisions:
             # than it saves. A networked database, or a GPC write, goes to the thread pool.
             inline = services.store.dialect == "sqlite" and gpc_subject is None
             payload = work() if inline else await run_in_threadpool(work)
-        except StoreUnavailableError as exc:
-            log.warning("database unavailable: %s", exc)
-            status, headers = 503, ((b"retry-after", b"1"),)
-            payload = orjson.dumps(
-                error_body(503, "unavailable", "the consent database is unavailable; retry shortly")
-            )
-        except DomainError as exc:
-            status = next(s for t, s in _STATUS if isinstance(exc, t))
-            payload = orjson.dumps(error_body(status, exc.code, str(exc)))
-        except Exception:
-            log.exception("unexpected error in the decision fast path")
-            status = 500
-            payload = orjson.dumps(
-                error_body(500, "internal_error", "an unexpected error occurred; see logs")
-            )
-        self._observe(state.metrics, scope["method"], status, started)
+        except Exception as exc:
+            status, headers, payload = _failure(exc)
+        await self._send(send, status, headers, payload, scope["method"], state, started)
+
+    async def _send(
+        self,
+        send: Send,
+        status: int,
+        headers: tuple[tuple[bytes, bytes], ...],
+        payload: bytes,
+        method: str,
+        state: Any,
+        started: float,
+    ) -> None:
+        self._observe(state.metrics, method, status, started)
         await send(
             {
                 "type": "http.response.start",

@@ -1,0 +1,136 @@
+"""Fail closed with the REAL database stopped: a throwaway PostgreSQL server of this test's own.
+
+Never the shared server: the test starts its own cluster (initdb as the postgres user) on a
+free port, stops it with pg_ctl, and removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from consentry.api.app import create_app
+from consentry.config import Settings
+from consentry.domain.decide import Reason
+from consentry.keys import create_key
+from consentry.sdk import Client, ConsentryUnavailable
+from consentry.services import Services
+from consentry.storage import open_store
+from consentry.storage.base import Role
+from tests.conftest import service_missing
+from tests.decisions.conftest import free_port
+from tests.sdk.conftest import start_server
+
+pytestmark = pytest.mark.postgres
+
+
+class ThrowawayPostgres:
+    def __init__(self, root: Path) -> None:
+        self.data = root / "pgdata"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def init(self) -> None:
+        self.data.parent.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.data.parent, "postgres")
+        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", opts, "-w", "start")
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+
+@pytest.fixture
+def throwaway_pg(tmp_path: Path) -> Iterator[ThrowawayPostgres]:
+    if shutil.which("initdb") is None or shutil.which("runuser") is None:
+        service_missing("initdb", "PostgreSQL server binaries are not installed")
+    root = Path("/tmp") / f"consentry-pg-{tmp_path.name}"
+    pg = ThrowawayPostgres(root)
+    try:
+        pg.init()
+        pg.start()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        service_missing("a throwaway PostgreSQL", exc)
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_database_down_means_503_and_unavailable_then_recovery(
+    throwaway_pg: ThrowawayPostgres,
+) -> None:
+    store = open_store(throwaway_pg.url)
+    store.migrate()
+    store.ensure_tenant("default")
+    services = Services.build(Settings(database_url=throwaway_pg.url), store)
+    key = create_key(store, "default", Role.ADMIN).key
+    auth = {"Authorization": f"Bearer {key}"}
+    live = start_server(services)
+    try:
+        with TestClient(create_app(services.settings, services)) as http:
+            http.post(
+                "/v1/purposes",
+                json={"id": "email", "name": "E", "legal_basis": "consent"},
+                headers=auth,
+            )
+            r = http.post(
+                "/v1/consents",
+                json={"subject": "s", "events": [{"purpose": "email", "action": "given"}]},
+                headers=auth,
+            )
+            assert r.status_code == 201
+            params = {"subject": "s", "purpose": "email"}
+            assert http.get("/v1/decisions", params=params, headers=auth).json()["permitted"]
+
+            throwaway_pg.stop()  # the real server, stopped
+
+            # The server gives up on the database after its pool timeout (storage/postgres.py).
+            response = http.get("/v1/decisions", params=params, headers=auth)
+            assert response.status_code == 503, response.text
+            assert response.json() == {
+                "error": {
+                    "status": 503,
+                    "code": "unavailable",
+                    "message": "the consent database is unavailable; retry shortly",
+                }
+            }
+            assert response.headers["retry-after"] == "1"
+            # The SDK: denied, reason unavailable (here its own 1 s timeout fires first)...
+            with Client(live.url, key, retries=0, timeout=1) as client:
+                d = client.check("s", "email")
+                assert not d.permitted and d.reason is Reason.UNAVAILABLE
+                many = client.check_many([("s", "email"), ("t", "email")])
+                assert [x.reason for x in many] == [Reason.UNAVAILABLE] * 2
+            # ...or, when asked to raise, the server's 503 as an exception.
+            with Client(live.url, key, retries=0, timeout=15, raise_errors=True) as client:
+                with pytest.raises(ConsentryUnavailable) as err:
+                    client.check_many([("s", "email")])
+                assert err.value.status == 503 and err.value.code == "unavailable"
+
+            throwaway_pg.start()
+            ok = http.get("/v1/decisions", params=params, headers=auth)
+            assert ok.status_code == 200 and ok.json()["permitted"]
+    finally:
+        live.stop()
+        services.close()
