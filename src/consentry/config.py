@@ -92,6 +92,24 @@ class Settings(BaseSettings):
     ledger_origin: str = Field(
         "consentry", description="Names the log in checkpoints: '<origin>/<tenant>'."
     )
+    # The ledger's integrator (docs/ledger.md).
+    ledger_integrator: bool = Field(
+        True, description="`serve` runs the ledger integrator in a thread."
+    )
+    ledger_batch_size: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most events the integrator adds per transaction."
+    )
+    ledger_poll_interval_ms: int = Field(
+        200,
+        ge=1,
+        description="How often the integrator looks for events committed by other processes"
+        " (this process's own writes wake it at once).",
+    )
+    ledger_checkpoint_interval_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Store a signed checkpoint per tenant at most this often (0: every batch).",
+    )
     # Collection (banner, preference center, demo): docs/collection.md.
     jurisdiction_header: str = Field(
         "X-Consentry-Jurisdiction",

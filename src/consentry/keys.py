@@ -71,16 +71,26 @@ class Scope:
     STATE_READ = "state:read"
     HISTORY_READ = "history:read"
     CHANGES_READ = "changes:read"
+    LEDGER_READ = "ledger:read"  # checkpoints, proofs, public keys: hashes, no event data
 
 
 ALL_SCOPES = frozenset(v for k, v in vars(Scope).items() if k.isupper())
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_SCOPES,
-    Role.COLLECTOR: frozenset({Scope.CATALOG_READ, Scope.RECORD, Scope.DECIDE, Scope.STATE_READ}),
+    Role.COLLECTOR: frozenset(
+        {Scope.CATALOG_READ, Scope.RECORD, Scope.DECIDE, Scope.STATE_READ, Scope.LEDGER_READ}
+    ),
     Role.CHECKER: frozenset({Scope.CATALOG_READ, Scope.DECIDE, Scope.CHANGES_READ}),
     Role.AUDITOR: frozenset(
-        {Scope.CATALOG_READ, Scope.DECIDE, Scope.STATE_READ, Scope.HISTORY_READ, Scope.CHANGES_READ}
+        {
+            Scope.CATALOG_READ,
+            Scope.DECIDE,
+            Scope.STATE_READ,
+            Scope.HISTORY_READ,
+            Scope.CHANGES_READ,
+            Scope.LEDGER_READ,
+        }
     ),
 }
 

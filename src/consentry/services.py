@@ -6,12 +6,14 @@ The API, the CLI and the workers share this, so each gets the same wiring.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from consentry.config import Settings
 from consentry.decisions.cache import RedisStateCache
 from consentry.decisions.gpc import GpcRecorder
 from consentry.decisions.local import StateReader
 from consentry.decisions.service import DecisionService
+from consentry.ledger.service import LedgerService
 from consentry.recording.service import Recorder
 from consentry.signing import TenantKeyring
 from consentry.storage import SqlStore, open_store
@@ -54,6 +56,18 @@ class Services:
                 settings.signing_keys_dir, settings.ledger_origin, dict(settings.signing_keys)
             ),
             gpc=GpcRecorder(recorder, catalog, decisions),
+        )
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        """Receipts, checkpoints, proofs and the integrator (docs/ledger.md)."""
+        s = self.settings
+        return LedgerService(
+            self.store,
+            self.keyring,
+            batch_size=s.ledger_batch_size,
+            checkpoint_interval=s.ledger_checkpoint_interval_seconds,
+            poll_interval=s.ledger_poll_interval_ms / 1000,
         )
 
     def close(self) -> None:

@@ -16,13 +16,15 @@ CREATE TABLE ledger_leaves (
     PRIMARY KEY (tenant, leaf_index)
 );
 
--- Interior nodes (level >= 1) of complete subtrees: (level, node_index) covers the leaves
--- [node_index * 2^level, (node_index + 1) * 2^level).
+-- Interior nodes of complete subtrees: (level, node_index) covers the leaves
+-- [node_index * 2^level, (node_index + 1) * 2^level). Only levels 4, 8, 12, ... are stored
+-- (ledger_store.NODE_LEVEL_STEP): the levels between are recomputed from at most 8 stored nodes.
 CREATE TABLE ledger_nodes (
     tenant      TEXT NOT NULL,
     level       SMALLINT NOT NULL,
     node_index  BIGINT NOT NULL,
     hash        BYTEA NOT NULL,
+    CHECK (level > 0 AND level % 4 = 0),
     PRIMARY KEY (tenant, level, node_index)
 );
 
