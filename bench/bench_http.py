@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import machine, median, seed, server  # noqa: E402
+from _common import machine, median, seed, server
 
 SUBJECTS = 2000
 BATCH = 100
@@ -51,7 +51,8 @@ init = function(args)
     local parts = {}
     for c = 1, %(batch)d do
       local n = (b * %(batch)d + c * 7) %% %(subjects)d
-      parts[c] = string.format('{"subject":"user-%%06d","purpose":"%%s"}', n, purposes[(c %% 3) + 1])
+      local p = purposes[(c %% 3) + 1]
+      parts[c] = string.format('{"subject":"user-%%06d","purpose":"%%s"}', n, p)
     end
     bodies[b] = '{"checks":[' .. table.concat(parts, ",") .. ']}'
   end
@@ -138,10 +139,14 @@ def main() -> None:
         "batch_checks_per_s": round(m["post"] * BATCH),
         "rounds": {k: [round(x) for x in v] for k, v in results.items()},
     }
-    print(f"single check: {m['get']:.0f} req/s vs bare {m['bare_get']:.0f} req/s "
-          f"(ratio {m['get'] / m['bare_get']:.2f}; targets >= 5000 and >= 0.5)")
-    print(f"batch of {BATCH}: {m['post']:.0f} req/s = {m['post'] * BATCH:.0f} checks/s "
-          f"(target >= 200000)")
+    print(
+        f"single check: {m['get']:.0f} req/s vs bare {m['bare_get']:.0f} req/s "
+        f"(ratio {m['get'] / m['bare_get']:.2f}; targets >= 5000 and >= 0.5)"
+    )
+    print(
+        f"batch of {BATCH}: {m['post']:.0f} req/s = {m['post'] * BATCH:.0f} checks/s "
+        f"(target >= 200000)"
+    )
     print(json.dumps(summary))
 
 
