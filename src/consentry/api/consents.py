@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from consentry.api.deps import ServicesDep, needs
+from consentry.api.ledger import history_with_proofs
 from consentry.api.mappings import get_collection
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import format_time, parse_time
@@ -72,6 +73,8 @@ def record_consents(
                 "purpose": e.purpose,
                 "action": e.action.value,
                 "recorded_at": format_time(e.recorded_at),
+                # The ledger's signed promise of inclusion (docs/ledger.md, Receipts).
+                "receipt": services.ledger.receipt(e).to_json_dict(),
             }
             for e in result.events
         ],
@@ -129,6 +132,11 @@ def subject_history(
     subject: str,
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(needs(Scope.HISTORY_READ))],
+    proofs: Annotated[
+        bool, Query(description="Add each event's inclusion proof and the signed checkpoint.")
+    ] = False,
 ) -> dict[str, Any]:
     events = sorted(services.store.subject_history(key.tenant, subject), key=lambda e: e.sort_key)
+    if proofs:  # the verifiable ledger (api/ledger.py)
+        return {"subject": subject, **history_with_proofs(services, key.tenant, events)}
     return {"subject": subject, "events": [e.to_dict() for e in events]}
