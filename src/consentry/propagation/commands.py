@@ -40,7 +40,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from consentry.config import Settings
 from consentry.domain.errors import ConflictError, DomainError, ValidationError
-from consentry.domain.events import Action, Actor, Source, format_time
+from consentry.domain.events import Action, Actor, RecordedEvent, Source, format_time
 from consentry.domain.purposes import LegalBasis, Purpose
 from consentry.propagation.consumer import KafkaLoop, Retry
 from consentry.propagation.lag import LagMetrics
@@ -160,10 +160,15 @@ class CommandProcessor:
         kind = envelope.type.removeprefix(TYPE_PREFIX)
         try:
             if envelope.type == WITHDRAW_ALL:
-                request = self._withdraw_all(envelope)
+                prior = self._prior_events(envelope)
+                if prior:
+                    # It ran, and its processor stopped before noting it: what it wrote then
+                    # is the outcome (computed now, there would be nothing left to withdraw).
+                    result: AppendResult | None = AppendResult(prior, replayed=True)
+                else:
+                    result = self._execute(envelope, self._withdraw_all(envelope))
             else:
-                request = self._record(envelope)
-            result = self._execute(envelope, request)
+                result = self._execute(envelope, self._record(envelope))
         except PydanticValidationError as exc:
             raise InvalidCommand(f"{kind}: {_pydantic_reason(exc)}") from exc
         except StoreUnavailableError:
@@ -195,6 +200,11 @@ class CommandProcessor:
     def _count(self, result: CommandResult) -> CommandResult:
         self.outcomes[result.outcome] = self.outcomes.get(result.outcome, 0) + 1
         return result
+
+    def _prior_events(self, envelope: CommandEnvelope) -> tuple[RecordedEvent, ...]:
+        purposes = self.catalog.purposes(envelope.tenant)
+        ids = [command_event_id(envelope.tenant, envelope.id, p) for p in purposes]
+        return tuple(self.store.get_events(envelope.tenant, ids))
 
     def _withdraw_all(self, envelope: CommandEnvelope) -> ConsentRequest | None:
         data = WithdrawAllData.model_validate(envelope.data)
