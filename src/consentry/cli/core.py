@@ -131,6 +131,9 @@ def serve(
         out.print("\nUse it as:  Authorization: Bearer <key>\n")
     demo = ", a demo site at /demo" if settings.demo else ""
     out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{demo})")
+    from consentry.cli.ledger import start_integrator
+
+    start_integrator(settings, services)  # the ledger's integrator thread (docs/ledger.md)
     if settings.workers > 1:
         services.close()
         os.environ["CONSENTRY_DATABASE_URL"] = settings.database_url

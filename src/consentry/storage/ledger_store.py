@@ -218,16 +218,17 @@ class LedgerStore:
                 "1 AS v" if k == "v" else (_PG_TIME.format(k) if k in _TIME_COLUMNS else k)
                 for k in keys
             )
-            self._json_select = (
-                "SELECT x.position, x.tenant, x.event_id::text, row_to_json(x)::text"
-                f" FROM (SELECT {columns} FROM events WHERE {{where}}) x"
-            )
+            self._json_from = f" FROM (SELECT {columns} FROM events WHERE {{where}}) x"
+            self._json = "row_to_json(x)::text"
+            self._full = "x.position, x.tenant, x.event_id::text"
         else:
             pairs = ", ".join(f"'{k}', " + ("1" if k == "v" else k) for k in keys)
-            self._json_select = (
-                f"SELECT position, tenant, event_id, json_object({pairs})"
-                " FROM events WHERE {where}"
-            )
+            self._json_from = " FROM events WHERE {where}"
+            self._json = f"json_object({pairs})"
+            self._full = "position, tenant, event_id"
+
+    def _json_query(self, columns: str, where: str) -> str:
+        return f"SELECT {columns}, {self._json}" + self._json_from.format(where=where)
 
     def _sql(self, sql: str) -> str:
         return self.store._sql(sql)
@@ -242,19 +243,89 @@ class LedgerStore:
         if upto is not None:
             where += " AND position <= ?"
             params.append(upto)
-        where += " ORDER BY position LIMIT ?"
-        params.append(limit)
+        rows = self._event_rows(f"{where} ORDER BY position LIMIT ?", [*params, limit])
+        return [EventBytes(p, t, e, data.encode()) for p, t, e, data in rows]
+
+    def event_rows(self, first: int, last: int) -> list[tuple[int, str, str, str]]:
+        """Events with first <= position <= last as (position, tenant, event_id, canonical
+        JSON text), in position order: the bulk form `verify database` reads."""
+        return self._event_rows("position >= ? AND position <= ? ORDER BY position", [first, last])
+
+    def _event_rows(self, where: str, params: list[Any]) -> list[tuple[int, str, str, str]]:
         try:
             with self.store._read() as cur:
-                cur.execute(self._sql(self._json_select.format(where=where)), params)
-                rows = cur.fetchall()
+                cur.execute(self._sql(self._json_query(self._full, where)), params)
+                rows: list[tuple[int, str, str, str]] = cur.fetchall()
+                return rows
         except sqlite3.Error:
             # A row SQLite cannot turn into JSON (a BLOB where text belongs): Python's turn.
             with self.store._read() as cur:
                 cur.execute(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {where}"), params)
                 raw = cur.fetchall()
-            return [EventBytes(r[0], r[2], str(r[1]), _canonical(r)) for r in raw]
-        return [EventBytes(p, t, e, data.encode()) for p, t, e, data in rows]
+            return [(r[0], r[2], str(r[1]), _canonical(r).decode()) for r in raw]
+
+    def leaf_rows(self, first: int, last: int) -> list[tuple[str, int, int, str, bytes]]:
+        """Stored leaves with first <= position <= last as (tenant, leaf_index, position,
+        event_id, leaf_hash), in position order."""
+        with self.store._read() as cur:
+            cur.execute(
+                self._sql(
+                    f"SELECT tenant, leaf_index, position, {self._event_id}, leaf_hash"
+                    " FROM ledger_leaves WHERE position >= ? AND position <= ?"
+                    " ORDER BY position"
+                ),
+                (first, last),
+            )
+            rows: list[tuple[str, int, int, str, bytes]] = cur.fetchall()
+            return rows
+
+    def event_json(self, first: int, last: int) -> list[tuple[str, str]]:
+        """(tenant, canonical JSON) of the events with first <= position <= last, in order:
+        the least `verify database` reads when everything agrees."""
+        where = "position >= ? AND position <= ? ORDER BY position"
+        try:
+            with self.store._read() as cur:
+                cur.execute(self._sql(self._json_query("tenant", where)), (first, last))
+                rows: list[tuple[str, str]] = cur.fetchall()
+                return rows
+        except sqlite3.Error:
+            return [(row[1], row[3]) for row in self.event_rows(first, last)]
+
+    def leaf_hashes(self, first: int, last: int) -> list[tuple[str, int, bytes]]:
+        """(tenant, leaf_index, leaf_hash) of the leaves with first <= position <= last."""
+        with self.store._read() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT tenant, leaf_index, leaf_hash FROM ledger_leaves"
+                    " WHERE position >= ? AND position <= ? ORDER BY position"
+                ),
+                (first, last),
+            )
+            rows: list[tuple[str, int, bytes]] = cur.fetchall()
+            return rows
+
+    def min_event_position(self) -> int | None:
+        with self.store._read() as cur:
+            cur.execute("SELECT MIN(position) FROM events")
+            row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def min_leaf_position(self) -> int | None:
+        with self.store._read() as cur:
+            cur.execute("SELECT MIN(position) FROM ledger_leaves")
+            row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def count_events_after(self, position: int) -> int:
+        with self.store._read() as cur:
+            cur.execute(self._sql("SELECT COUNT(*) FROM events WHERE position > ?"), (position,))
+            return int(cur.fetchone()[0])
+
+    def max_event_position(self) -> int | None:
+        with self.store._read() as cur:
+            cur.execute("SELECT MAX(position) FROM events")
+            row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def canonical_matches_domain(self, position: int) -> bool | None:
         """Whether the fast canonical bytes of the event at `position` equal the domain's.
@@ -332,6 +403,27 @@ class LedgerStore:
                 (position, limit),
             )
             return [_leaf(row) for row in cur.fetchall()]
+
+    def stored_nodes(self, page: int = 50_000) -> Iterator[tuple[str, int, int, bytes]]:
+        """Every stored interior node as (tenant, level, node_index, hash), in that order."""
+        cursor: tuple[str, int, int] = ("", -1, -1)
+        while True:
+            with self.store._read() as cur:
+                cur.execute(
+                    self._sql(
+                        "SELECT tenant, level, node_index, hash FROM ledger_nodes"
+                        " WHERE tenant > ? OR (tenant = ? AND (level > ? OR (level = ?"
+                        " AND node_index > ?))) ORDER BY tenant, level, node_index LIMIT ?"
+                    ),
+                    (cursor[0], cursor[0], cursor[1], cursor[1], cursor[2], page),
+                )
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for tenant, level, index, value in rows:
+                yield str(tenant), int(level), int(index), bytes(value)
+            last = rows[-1]
+            cursor = (str(last[0]), int(last[1]), int(last[2]))
 
     # Checkpoints ----------------------------------------------------------------------------
     def checkpoints(self, tenant: str | None = None) -> list[StoredCheckpoint]:
