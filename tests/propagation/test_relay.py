@@ -123,6 +123,9 @@ def test_a_partial_batch_keeps_the_acknowledged_prefix(services: Services) -> No
                 raise PublishError("broker went away", done + [None] * (len(messages) - 4))
             return [Delivery(0, 4 + i) for i in range(len(messages))]
 
+        def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+            return {0: 4}  # it kept what it acknowledged
+
         def close(self) -> None:
             pass
 
@@ -148,6 +151,9 @@ def test_a_lost_partition_is_published_again(services: Services) -> None:
                 # The broker restarted empty: partition 0 starts at offset 0 again.
                 return [Delivery(0, i) for i in range(len(messages))]
 
+        def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+            raise AssertionError("no failure, no probe")
+
         def close(self) -> None:
             pass
 
@@ -158,6 +164,48 @@ def test_a_lost_partition_is_published_again(services: Services) -> None:
     assert relay.rewinds == 1
     assert relay.position == 0
     assert services.store.get_offset(relay.name) == 0
+
+
+def test_after_a_failure_a_shorter_partition_is_published_again_first(
+    services: Services,
+) -> None:
+    """The probe: after a failed round, a partition that ends below what was delivered to it
+    lost messages; the relay goes back BEFORE publishing, so each subject stays in order."""
+    for i in range(6):
+        record(services, f"s{i}")
+    published: list[list[int]] = []
+
+    class Publisher:
+        fail = False
+        ends: dict[int, int] = {}
+
+        def publish(self, messages: list[Message]) -> list[Delivery]:
+            positions = [decode(m.value).position for m in messages]
+            if Publisher.fail:
+                Publisher.fail = False
+                raise PublishError("broker died", [None] * len(messages))
+            published.append(positions)
+            base = sum(len(p) for p in published[:-1]) if not Publisher.ends else 0
+            return [Delivery(0, base + i) for i in range(len(messages))]
+
+        def end_offsets(self, topic: str, partitions: list[int]) -> dict[int, int]:
+            return Publisher.ends
+
+        def close(self) -> None:
+            pass
+
+    relay = Relay(services.store, Publisher, topic="t", batch_size=3)
+    assert relay.step() == 3 and relay.step() == 3 and relay.position == 6
+    record(services, "late")
+    Publisher.fail = True
+    with pytest.raises(PublishError):
+        relay.step()
+    Publisher.ends = {}  # the broker came back empty
+    relay.step()
+    assert relay.rewinds == 1
+    assert published[2] == [1, 2, 3], "the lost events must go first, in position order"
+    relay.drain()
+    assert relay.position == 7 and relay.rewinds == 1
 
 
 def wait_for(condition: Any, timeout: float = 10.0) -> bool:

@@ -24,6 +24,26 @@ PRODUCER_GUARANTEES: dict[str, Any] = {
 }
 
 
+#: Producer settings an admin client would warn about.
+PRODUCER_ONLY = frozenset(
+    {
+        "enable.idempotence",
+        "acks",
+        "linger.ms",
+        "compression.type",
+        "message.timeout.ms",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.ms",
+        "batch.size",
+        "batch.num.messages",
+        "retries",
+        "max.in.flight.requests.per.connection",
+        "delivery.timeout.ms",
+        "request.required.acks",
+    }
+)
+
+
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The librdkafka settings every client of this installation shares (brokers, security)."""
     if not settings.kafka_bootstrap_servers:
@@ -69,7 +89,7 @@ def ensure_topics(
     *,
     partitions: int,
     replication_factor: int = -1,
-    timeout: float = 10.0,
+    timeout: float = 5.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return those created.
 
@@ -152,6 +172,25 @@ class KafkaPublisher:
             reason = errors[0] if errors else f"{remaining} messages not acknowledged in time"
             raise PublishError(reason, results)
         return [r for r in results if r is not None]
+
+    def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.admin._listoffsets import OffsetSpec
+
+        admin = AdminClient({k: v for k, v in self.config.items() if k not in PRODUCER_ONLY})
+        futures = admin.list_offsets(
+            {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},  # type: ignore[no-untyped-call]
+            request_timeout=self.timeout,
+        )
+        ends: dict[int, int] = {}
+        for tp, future in futures.items():
+            try:
+                ends[tp.partition] = int(future.result(self.timeout).offset)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+        return ends
 
     def close(self) -> None:
         producer = self._producer

@@ -57,6 +57,14 @@ class Publisher(Protocol):
         """Publish and wait; the deliveries in message order, or PublishError."""
         ...
 
+    def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The end offset (next offset) of each partition; a missing topic gives {}.
+
+        The relay asks after a failure, to find out whether the broker lost messages it had
+        acknowledged (a partition now shorter than what was delivered to it).
+        """
+        ...
+
     def close(self) -> None:
         """Release the connection; messages not yet acknowledged are abandoned."""
         ...

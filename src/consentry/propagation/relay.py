@@ -78,6 +78,8 @@ class Relay:
         self._publisher: Publisher | None = None
         self._position: int | None = None
         self._high: dict[int, int] = {}
+        self._last_min: dict[int, int] = {}
+        self._suspect_loss = False
         self._journal: deque[tuple[int, int, int, int]] = deque(maxlen=JOURNAL_ENTRIES)
         self.rewinds = 0
 
@@ -146,14 +148,28 @@ class Relay:
             return 0
         publisher = self._publisher
         if publisher is None:
-            if self.prepare is not None:
-                self.prepare()
-            publisher = self._publisher = self.publisher_factory()
+            rewind: int | None = None
+            try:
+                if self.prepare is not None:
+                    self.prepare()
+                publisher = self._publisher = self.publisher_factory()
+                if self._suspect_loss:
+                    rewind = self._probe(publisher)
+            except Exception as exc:  # the broker is unreachable: a failed round like any other
+                self._close_publisher()
+                self.metrics.relay_failures.inc()
+                self._observe_backlog(events[0])
+                raise PublishError(f"cannot connect: {exc}", [None] * len(events)) from exc
+            self._suspect_loss = False
+            if rewind is not None:
+                self._save(rewind - 1)
+                events = self.store.events_after(self.position, self.batch_size)
         messages = [self._message(e) for e in events]
         try:
             deliveries = publisher.publish(messages)
         except PublishError as exc:
             self._close_publisher()
+            self._suspect_loss = True
             done = 0
             for delivery in exc.delivered:
                 if delivery is None:
@@ -175,6 +191,11 @@ class Relay:
             HEADERS,
         )
 
+    def _save(self, position: int) -> None:
+        self.store.set_offset(self.name, position)
+        self._position = position
+        self.metrics.relay_position.set(position)
+
     def _delivered(self, events: Sequence[RecordedEvent], deliveries: Sequence[Delivery]) -> None:
         now = datetime.now(UTC)
         histogram = self.metrics.commit_to_publish
@@ -182,21 +203,36 @@ class Relay:
             histogram.observe(seconds_since(event.recorded_at, now))
         self.metrics.published.inc(len(events))
         rewind_to = self._check_truncation(events[0].position, deliveries)
-        last = events[-1].position if rewind_to is None else rewind_to - 1
-        self.store.set_offset(self.name, last)
-        self._position = last
-        self.metrics.relay_position.set(last)
+        self._save(events[-1].position if rewind_to is None else rewind_to - 1)
         self._observe_backlog(None)
 
-    def _check_truncation(self, first_position: int, deliveries: Sequence[Delivery]) -> int | None:
-        """The position to publish again from if a partition lost acknowledged messages.
+    # Messages the broker lost ------------------------------------------------------------------
+    # Offsets in a Kafka partition only grow, and a healthy partition's end offset never falls
+    # below an offset it acknowledged. After a failure (the only time a loss is plausible), the
+    # relay compares each partition's end offset with what it had delivered there, BEFORE
+    # publishing anything: a shorter partition lost messages, and the relay publishes again from
+    # the first position that put a message at or above the new end, so every subject's events
+    # reach the partition again in order. The journal maps offsets to positions; a loss older
+    # than the journal (or than this process) means publishing again from the beginning.
+    # A loss the probe cannot see (the producer recovered by itself) is still caught when a
+    # delivery lands at an offset already acknowledged: nothing is lost then either, though
+    # the copies of that one batch arrive ahead of the older events published again.
+    def _probe(self, publisher: Publisher) -> int | None:
+        if not self._high:
+            return None
+        ends = publisher.end_offsets(self.topic, sorted(self._high))
+        rewind: int | None = None
+        for partition in sorted(self._high):
+            end = ends.get(partition, 0)
+            # `<=` the first offset of the last batch, not the last offset: some brokers (the
+            # test broker) report the end of a partition as the start of its last batch + 1.
+            if end <= self._last_min[partition]:
+                start = self._lost(partition, end, f"ends at offset {end}")
+                rewind = start if rewind is None else min(rewind, start)
+        return rewind
 
-        Offsets in a Kafka partition only grow. If a delivery lands at an offset not above one
-        this relay already had acknowledged in that partition, the partition's log is shorter
-        than what it acknowledged: messages from that offset on are gone. The journal says which
-        batches put messages at or above it; everything from the first of them is published
-        again. A loss older than the journal (or than this process) means from the beginning.
-        """
+    def _check_truncation(self, first_position: int, deliveries: Sequence[Delivery]) -> int | None:
+        """The position to publish again from if a delivery shows a partition lost messages."""
         spans: dict[int, tuple[int, int]] = {}
         for d in deliveries:
             lo, hi = spans.get(d.partition, (d.offset, d.offset))
@@ -204,31 +240,41 @@ class Relay:
         rewind: int | None = None
         for partition, (lo, _hi) in spans.items():
             high = self._high.get(partition)
-            if high is None or lo > high:
-                continue
-            lost = [e for e in self._journal if e[1] == partition and e[3] >= lo]
-            oldest = min((e[2] for e in self._journal if e[1] == partition), default=None)
-            start = 1 if oldest is None or oldest > lo else min(e[0] for e in lost)
-            log.error(
-                "partition %d of %s handed out offset %d again (it had acknowledged up to %d):"
-                " the broker lost acknowledged messages; publishing again from position %d",
-                partition,
-                self.topic,
-                lo,
-                high,
-                start,
-            )
-            rewind = start if rewind is None else min(rewind, start)
-            self._journal = deque(
-                (e for e in self._journal if not (e[1] == partition and e[3] >= lo)),
-                maxlen=JOURNAL_ENTRIES,
-            )
+            if high is not None and lo <= high:
+                start = self._lost(partition, lo, f"handed out offset {lo} again")
+                rewind = start if rewind is None else min(rewind, start)
         for partition, (lo, hi) in spans.items():
             self._high[partition] = hi
+            self._last_min[partition] = lo
             self._journal.append((first_position, partition, lo, hi))
-        if rewind is not None:
-            self.rewinds += 1
         return rewind
+
+    def _lost(self, partition: int, from_offset: int, what: str) -> int:
+        """Forget what partition lost from `from_offset` on; the position to publish again from."""
+        lost = [e for e in self._journal if e[1] == partition and e[3] >= from_offset]
+        oldest = min((e[2] for e in self._journal if e[1] == partition), default=None)
+        start = 1 if oldest is None or oldest > from_offset else min(e[0] for e in lost)
+        log.error(
+            "partition %d of %s %s, below the offset %d it had acknowledged: the broker lost"
+            " acknowledged messages; publishing again from position %d",
+            partition,
+            self.topic,
+            what,
+            self._high.get(partition, -1),
+            start,
+        )
+        self._journal = deque(
+            (e for e in self._journal if not (e[1] == partition and e[3] >= from_offset)),
+            maxlen=JOURNAL_ENTRIES,
+        )
+        if from_offset > 0:
+            self._high[partition] = from_offset - 1
+            self._last_min[partition] = min(self._last_min[partition], from_offset - 1)
+        else:
+            self._high.pop(partition, None)
+            self._last_min.pop(partition, None)
+        self.rewinds += 1
+        return start
 
     def _observe_backlog(self, oldest_pending: RecordedEvent | None) -> None:
         age = seconds_since(oldest_pending.recorded_at) if oldest_pending is not None else 0.0
@@ -282,6 +328,13 @@ class Relay:
                     log.warning("relay %s: %s; retrying in %.1f s", self.name, exc, backoff)
                     stop.wait(backoff)
                     continue
+                except Exception:
+                    # Never die silently: the log keeps growing and /readyz reports the backlog.
+                    backoff = min(MAX_BACKOFF_SECONDS, max(0.1, backoff * 2))
+                    log.exception("relay %s failed; retrying in %.1f s", self.name, backoff)
+                    self._close_publisher()
+                    stop.wait(backoff)
+                    continue
                 if published == 0:
                     self._idle(stop)
         finally:
@@ -310,6 +363,7 @@ class Relay:
         self.leading = True
         self._position = None  # another relay may have moved it while we stood by
         self._high.clear()
+        self._last_min.clear()
         self._journal.clear()
         log.info("relay %s leading from position %d", self.name, self.position)
         return True
