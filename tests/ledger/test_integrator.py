@@ -212,7 +212,7 @@ def test_the_integrator_refuses_bytes_other_than_the_domains(store: SqlStore) ->
 
 
 texts = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+    st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40
 )
 
 
