@@ -281,8 +281,8 @@ class _Auditor:
                 self.problem(
                     Problem(
                         "beyond_head",
-                        f"the event at position {position} lies beyond the log head ({head}):"
-                        " written out of band",
+                        f"the event at position {position} (event {event_id}) lies beyond the log"
+                        f" head ({head}): written out of band",
                         tenant,
                         position,
                         event_id,
