@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from consentry.api.deps import ServicesDep
+from consentry.services import Services
 from consentry.storage.base import SchemaState, StoreUnavailableError
 
 router = APIRouter(tags=["operations"])
@@ -32,9 +33,31 @@ def readyz(services: ServicesDep) -> JSONResponse:
     except StoreUnavailableError as exc:
         checks["database"] = f"unavailable: {exc}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
-    )
+    verdict = "ready" if ready else "not_ready"
+    if ready and services.settings.kafka_bootstrap_servers:
+        # Propagation lag degrades, never fails, readiness: the API must keep recording while
+        # Kafka or the relay is down (docs/events.md).
+        checks["propagation"] = _propagation(services)
+        verdict = "ready" if checks["propagation"] == "ok" else "degraded"
+    return JSONResponse({"status": verdict, "checks": checks}, 200 if ready else 503)
+
+
+def _propagation(services: Services) -> str:
+    """Commit-to-publish lag read from the log, so it is right whichever process relays."""
+    from consentry.propagation.lag import relay_backlog_seconds
+    from consentry.propagation.relay import relay_name
+
+    settings = services.settings
+    try:
+        lag = relay_backlog_seconds(services.store, relay_name(settings.kafka_events_topic))
+    except StoreUnavailableError as exc:
+        return f"unknown: {exc}"
+    if lag > settings.propagation_lag_threshold_seconds:
+        return (
+            f"lagging: the oldest unpublished event was committed {lag:.1f} s ago"
+            f" (threshold {settings.propagation_lag_threshold_seconds:g} s)"
+        )
+    return "ok"
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -134,6 +134,9 @@ def serve(
     from consentry.cli.ledger import start_integrator
 
     start_integrator(settings, services)  # the ledger's integrator thread (docs/ledger.md)
+    from consentry.cli.propagation import start_relay
+
+    relay = start_relay(settings, services)  # the outbox relay thread, with Kafka (docs/events.md)
     if settings.workers > 1:
         services.close()
         os.environ["CONSENTRY_DATABASE_URL"] = settings.database_url
@@ -148,8 +151,11 @@ def serve(
         return
     from consentry.api.app import create_app
 
+    api = create_app(settings, services)
+    if relay is not None:
+        api.state.metrics.registry.register(relay.metrics.registry)  # its lag on /metrics
     uvicorn.run(
-        create_app(settings, services),
+        api,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

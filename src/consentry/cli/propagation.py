@@ -15,12 +15,19 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from consentry.cli.core import DatabaseUrl, _fail, _print_json, _services, _settings, app, out
 from consentry.config import Settings
+from consentry.services import Services
+from consentry.storage import open_store
+
+if TYPE_CHECKING:
+    from consentry.propagation.lag import LagMetrics
+    from consentry.propagation.relay import Relay
 
 BootstrapServers = Annotated[
     str | None,
@@ -84,6 +91,46 @@ def _metrics(port: int | None) -> Any:
 
         start_http_server(port, registry=metrics.registry)
     return metrics
+
+
+@dataclass
+class RelayThread:
+    """The relay running beside the API in `serve`."""
+
+    relay: Relay
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    @property
+    def metrics(self) -> LagMetrics:
+        return self.relay.metrics
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self.relay.wake()
+        self.thread.join(timeout)
+
+
+def start_relay(settings: Settings, services: Services) -> RelayThread | None:
+    """`serve`'s relay thread, when Kafka is configured (unless CONSENTRY_RELAY_IN_SERVE=false).
+
+    With one worker it shares the API's store and each commit wakes it; with several, the API
+    runs in other processes, so it opens its own store and relies on NOTIFY (PostgreSQL) or
+    polling. Either way it is a hot standby while another relay holds the lease.
+    """
+    from consentry.propagation.relay import Relay
+
+    if not settings.kafka_bootstrap_servers or not settings.relay_in_serve:
+        return None
+    store = services.store if settings.workers == 1 else open_store(settings.database_url)
+    the_relay = Relay.from_settings(settings, store)
+    services.recorder.listeners.append(lambda tenant, result: the_relay.wake())
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=the_relay.run, args=(stop,), name="consentry-relay", daemon=True
+    )
+    thread.start()
+    return RelayThread(the_relay, thread, stop)
 
 
 @app.command()

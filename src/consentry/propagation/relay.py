@@ -204,7 +204,11 @@ class Relay:
         self.metrics.published.inc(len(events))
         rewind_to = self._check_truncation(events[0].position, deliveries)
         self._save(events[-1].position if rewind_to is None else rewind_to - 1)
-        self._observe_backlog(None)
+        # A full round means more is waiting: its age is the backlog (one indexed read).
+        pending = (
+            self.store.events_after(self.position, 1) if len(events) >= self.batch_size else []
+        )
+        self._observe_backlog(pending[0] if pending else None)
 
     # Messages the broker lost ------------------------------------------------------------------
     # Offsets in a Kafka partition only grow, and a healthy partition's end offset never falls
