@@ -216,3 +216,23 @@ def test_kept_receipt_and_checkpoint_verify_against_a_newer_tree(
     ledger.sql("UPDATE events SET purpose = 'analytics2' WHERE position = 61")
     verify_receipt_bundle(receipt, kept.to_dict(), keys, event=kept_event.to_dict())
     assert_names(ledger.audit(), 61, victim, "altered")
+
+
+def test_a_parallel_audit_reports_the_same(ledger: Ledger, db_url: str) -> None:
+    """Worker processes scan ranges of positions; the report is the serial one."""
+    victims = {position: ledger.event_id(position) for position in (6, 33)}
+    ledger.sql("UPDATE events SET action = 'refused' WHERE position = 33")
+    ledger.sql("DELETE FROM events WHERE position = 6")
+    serial = audit_database(
+        ledger.services.ledger.ledger, ledger.services.keyring.verifiers, page=7
+    )
+    parallel = audit_database(
+        ledger.services.ledger.ledger,
+        ledger.services.keyring.verifiers,
+        page=7,
+        workers=2,
+        database_url=db_url,
+    )
+    assert parallel.problems == serial.problems and parallel.events == serial.events
+    assert_names(parallel, 6, victims[6], "missing")
+    assert {p.position for p in parallel.problems if p.kind == "altered"} == {33}

@@ -218,7 +218,9 @@ class _Auditor:
         max_problems: int,
         workers: int = 0,
         database_url: str | None = None,
+        page: int = PAGE,
     ) -> None:
+        self.page = page
         self.workers = workers
         self.database_url = database_url
         self.ledger = ledger
@@ -254,7 +256,8 @@ class _Auditor:
         )
         if lowest < 1:  # rows an administrator put before the first position
             self.check_range(lowest, 0, offset)
-        ranges = [(first, min(first + PAGE - 1, offset)) for first in range(1, offset + 1, PAGE)]
+        page = self.page
+        ranges = [(first, min(first + page - 1, offset)) for first in range(1, offset + 1, page)]
         if self.workers > 1 and self.database_url and len(ranges) > 2:
             # Reading and hashing the events is most of the work, and parallel: worker processes
             # scan ranges (each with its own connection), this one assembles the trees in order.
@@ -574,11 +577,14 @@ def audit_database(
     max_problems: int = 1000,
     workers: int = 0,
     database_url: str | None = None,
+    page: int = PAGE,
 ) -> AuditReport:
     """Recompute every tenant's tree from the events and check the ledger against it.
 
     `verifiers(tenant)` gives every public key the tenant ever signed with (TenantKeyring).
     `progress(n)` is called as events are read (n more each time). With `workers` > 1 and the
-    `database_url`, that many processes read and hash the events in parallel.
+    `database_url`, that many processes read and hash the events in parallel, `page` positions
+    at a time.
     """
-    return _Auditor(ledger, verifiers, progress, max_problems, workers, database_url).run()
+    auditor = _Auditor(ledger, verifiers, progress, max_problems, workers, database_url, page)
+    return auditor.run()
