@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -43,6 +44,15 @@ log = logging.getLogger("consentry.ledger")
 
 SELF_CHECK_SECONDS = 60.0
 """How often the fast canonical bytes are compared with the domain's on a real row."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    offset: int
+    """The integrated position it was read after: the transaction checks it is still so."""
+    last: int
+    count: int
+    groups: dict[str, list[LeafInput]]
 
 
 class CanonicalFormError(RuntimeError):
@@ -76,14 +86,17 @@ class Integrator:
     def integrate_batch(self) -> int:
         """Integrate up to `batch_size` events; return how many (0: nothing new, or a race lost)."""
         self._start()
-        ledger = self.ledger
-        offset = ledger.integrated_position()
-        head = ledger.store.head()
+        offset = self.ledger.integrated_position()
+        batch = self._read(offset, self.ledger.store.head())
+        return self._write(batch) if batch is not None else 0
+
+    def _read(self, offset: int, head: int) -> _Batch | None:
+        """The events after `offset` (up to `head`), hashed and grouped by tenant."""
         if head <= offset:
-            return 0
-        rows = ledger.event_bytes_after(offset, self.batch_size, upto=head)
+            return None
+        rows = self.ledger.event_bytes_after(offset, self.batch_size, upto=head)
         if not rows:
-            return 0
+            return None
         self._self_check(rows[0].position)
         if rows[0].position != offset + 1:
             log.error(
@@ -97,13 +110,17 @@ class Integrator:
             groups.setdefault(row.tenant, []).append(
                 LeafInput(row.position, row.event_id, hash_leaf(row.data))
             )
+        return _Batch(offset, rows[-1].position, len(rows), groups)
+
+    def _write(self, batch: _Batch) -> int:
+        """Append a batch read after `batch.offset`, in one transaction; 0 if someone else did."""
         grown: dict[str, tuple[int, bytes]] = {}
         signed: dict[str, float] = {}
         now = self.monotonic()
-        with ledger.transaction() as txn:
-            if txn.integrated_position() != offset:
+        with self.ledger.transaction() as txn:
+            if txn.integrated_position() != batch.offset:
                 return 0  # another integrator committed this batch first
-            for tenant, leaves in groups.items():
+            for tenant, leaves in batch.groups.items():
                 nodes = txn.node_store(tenant, leaves)
                 size = append_leaves(nodes, [leaf.leaf_hash for leaf in leaves])
                 grown[tenant] = (size, root(nodes, size))
@@ -111,12 +128,12 @@ class Integrator:
                 if self._due(tenant, now):
                     self._sign_into(txn, tenant, size, root_hash)
                     signed[tenant] = now
-            txn.record_offset(rows[-1].position)
+            txn.record_offset(batch.last)
         self._unsigned.update(grown)
         for tenant, at in signed.items():
             self._signed_at[tenant] = at
             self._unsigned.pop(tenant, None)
-        return len(rows)
+        return batch.count
 
     def flush_checkpoints(self, *, force: bool = False) -> int:
         """Sign the checkpoints that are due (all pending ones with `force`); return how many."""
@@ -147,9 +164,39 @@ class Integrator:
         return max(0.0, min(waits))
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
-        """Integrate everything committed so far and sign every pending checkpoint."""
+        """Integrate everything committed so far and sign every pending checkpoint.
+
+        A backlog is read one batch ahead in a second thread: reading and hashing the next
+        batch overlaps writing this one (both mostly in the database, outside the GIL).
+        """
+        self._start()
         total = 0
-        while True:
+        head = self.ledger.store.head()
+        with ThreadPoolExecutor(1, thread_name_prefix="consentry-ledger-read") as reader:
+            offset = self.ledger.integrated_position()
+            ahead = reader.submit(self._read, offset, head)
+            while True:
+                batch = ahead.result()
+                if batch is None:
+                    break
+                if batch.count == self.batch_size:  # more to come: read it meanwhile
+                    ahead = reader.submit(self._read, batch.last, head)
+                else:
+                    ahead = reader.submit(lambda: None)
+                try:
+                    done = self._write(batch)
+                except LedgerConflictError:
+                    done = 0
+                if not done:  # another integrator moved on: start again from what is committed
+                    ahead.result()
+                    offset = self.ledger.integrated_position()
+                    head = max(head, self.ledger.store.head())
+                    ahead = reader.submit(self._read, offset, head)
+                    continue
+                total += done
+                if progress is not None:
+                    progress(done)
+        while True:  # what was committed while catching up
             try:
                 done = self.integrate_batch()
             except LedgerConflictError:
