@@ -20,7 +20,6 @@ from consentry.domain.events import (
     Evidence,
     RecordedEvent,
     Source,
-    format_time,
     parse_time,
 )
 from consentry.domain.purposes import LegalBasis
@@ -41,16 +40,22 @@ def event_type(action: Action) -> str:
 
 def to_cloudevent(event: RecordedEvent, source: str = "/consentry") -> dict[str, Any]:
     """The CloudEvent of a committed event; `source` names the Consentry installation."""
+    return envelope(event.to_dict(), source)
+
+
+def envelope(data: Mapping[str, Any], source: str = "/consentry") -> dict[str, Any]:
+    """The CloudEvent around an event's `data` (RecordedEvent.to_dict()): the one place the
+    envelope is built, for the domain object and for the relay's rows alike."""
     return {
         "specversion": SPEC_VERSION,
-        "type": event_type(event.action),
-        "source": f"{source}/tenants/{event.tenant}",
-        "id": str(event.event_id),
-        "subject": event.subject,
-        "time": format_time(event.occurred_at),
+        "type": TYPE_PREFIX + data["action"],
+        "source": f"{source}/tenants/{data['tenant']}",
+        "id": data["event_id"],
+        "subject": data["subject"],
+        "time": data["occurred_at"],
         "datacontenttype": "application/json",
         "dataschema": DATA_SCHEMA,
-        "data": event.to_dict(),
+        "data": data,
     }
 
 

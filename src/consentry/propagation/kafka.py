@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from consentry.config import Settings
@@ -142,14 +143,11 @@ class KafkaPublisher:
         errors: list[str] = []
         producer = self._producer
 
-        def report(index: int) -> Any:
-            def callback(err: Any, msg: Any) -> None:
-                if err is None:
-                    results[index] = Delivery(msg.partition(), msg.offset())
-                else:
-                    errors.append(str(err))
-
-            return callback
+        def report(index: int, err: Any, msg: Any) -> None:
+            if err is None:
+                results[index] = Delivery(msg.partition(), msg.offset())
+            else:
+                errors.append(str(err))
 
         for index, m in enumerate(messages):
             while True:
@@ -159,7 +157,7 @@ class KafkaPublisher:
                         value=m.value,
                         key=m.key,
                         headers=list(m.headers) if m.headers else None,
-                        on_delivery=report(index),
+                        on_delivery=partial(report, index),
                     )
                     break
                 except BufferError:

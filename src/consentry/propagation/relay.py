@@ -20,13 +20,21 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import orjson
+
 from consentry.config import Settings
-from consentry.domain.events import RecordedEvent
-from consentry.propagation.envelope import CONTENT_TYPE, encode, message_key
-from consentry.propagation.lag import LagMetrics, LagMonitor, seconds_since
+from consentry.domain.events import parse_time
+from consentry.propagation.envelope import CONTENT_TYPE, envelope, message_key
+from consentry.propagation.lag import LagMetrics, LagMonitor
 from consentry.propagation.publisher import Delivery, Message, Publisher, PublishError
 from consentry.storage.base import StoreUnavailableError
-from consentry.storage.propagation import AppendWaiter, Lease, LocalWaiter
+from consentry.storage.propagation import (
+    AppendWaiter,
+    Lease,
+    LocalWaiter,
+    OutboxEvent,
+    outbox_after,
+)
 from consentry.storage.sql import SqlStore
 
 log = logging.getLogger("consentry.propagation.relay")
@@ -142,7 +150,7 @@ class Relay:
 
         Raises PublishError (after saving the acknowledged prefix) or StoreUnavailableError.
         """
-        events = self.store.events_after(self.position, self.batch_size)
+        events = outbox_after(self.store, self.position, self.batch_size)
         if not events:
             self._observe_backlog(None)
             return 0
@@ -163,7 +171,7 @@ class Relay:
             self._suspect_loss = False
             if rewind is not None:
                 self._save(rewind - 1)
-                events = self.store.events_after(self.position, self.batch_size)
+                events = outbox_after(self.store, self.position, self.batch_size)
         messages = [self._message(e) for e in events]
         try:
             deliveries = publisher.publish(messages)
@@ -183,11 +191,11 @@ class Relay:
         self._delivered(events, deliveries)
         return len(events)
 
-    def _message(self, event: RecordedEvent) -> Message:
+    def _message(self, event: OutboxEvent) -> Message:
         return Message(
             self.topic,
             message_key(event.tenant, event.subject),
-            encode(event, self.source),
+            orjson.dumps(envelope(event.data, self.source)),
             HEADERS,
         )
 
@@ -196,18 +204,21 @@ class Relay:
         self._position = position
         self.metrics.relay_position.set(position)
 
-    def _delivered(self, events: Sequence[RecordedEvent], deliveries: Sequence[Delivery]) -> None:
+    def _delivered(self, events: Sequence[OutboxEvent], deliveries: Sequence[Delivery]) -> None:
         now = datetime.now(UTC)
         histogram = self.metrics.commit_to_publish
+        ages: dict[str, float] = {}  # the events of one append share their recorded_at
         for event in events:
-            histogram.observe(seconds_since(event.recorded_at, now))
+            age = ages.get(event.recorded_at)
+            if age is None:
+                age = ages[event.recorded_at] = _age(event.recorded_at, now)
+            histogram.observe(age)
         self.metrics.published.inc(len(events))
         rewind_to = self._check_truncation(events[0].position, deliveries)
         self._save(events[-1].position if rewind_to is None else rewind_to - 1)
         # A full round means more is waiting: its age is the backlog (one indexed read).
-        pending = (
-            self.store.events_after(self.position, 1) if len(events) >= self.batch_size else []
-        )
+        full = len(events) >= self.batch_size
+        pending = outbox_after(self.store, self.position, 1) if full else []
         self._observe_backlog(pending[0] if pending else None)
 
     # Messages the broker lost ------------------------------------------------------------------
@@ -280,8 +291,12 @@ class Relay:
         self.rewinds += 1
         return start
 
-    def _observe_backlog(self, oldest_pending: RecordedEvent | None) -> None:
-        age = seconds_since(oldest_pending.recorded_at) if oldest_pending is not None else 0.0
+    def _observe_backlog(self, oldest_pending: OutboxEvent | None) -> None:
+        age = (
+            _age(oldest_pending.recorded_at, datetime.now(UTC))
+            if oldest_pending is not None
+            else 0.0
+        )
         self.metrics.relay_backlog.set(age)
         if self.monitor is not None:
             self.monitor.observe(age)
@@ -304,7 +319,7 @@ class Relay:
             published = self.step()
             total += published
             if published < self.batch_size:
-                if self.store.events_after(self.position, 1):
+                if self.store.head() > self.position:
                     continue
                 return total
         raise TimeoutError(f"the relay did not catch up within {timeout} s")
@@ -377,3 +392,7 @@ class Relay:
         if self.leading and self.lease is not None:
             self.lease.release()
         self.leading = False
+
+
+def _age(recorded_at: str, now: datetime) -> float:
+    return max(0.0, (now - parse_time(recorded_at)).total_seconds())

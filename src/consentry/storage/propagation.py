@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,69 @@ from consentry.storage.base import StoreUnavailableError
 from consentry.storage.sql import SqlStore
 
 NOTIFY_CHANNEL = "consentry_log"
+
+
+# The relay's read ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A committed event as the relay publishes it: `data` is exactly RecordedEvent.to_dict().
+
+    Read straight from the row, without building the domain object and formatting its times
+    again (on SQLite the stored text already is the wire form): this is what lets one relay
+    publish tens of thousands of events a second. tests/propagation/test_outbox_rows.py checks
+    that `data` equals to_dict() on both backends.
+    """
+
+    position: int
+    tenant: str
+    subject: str
+    recorded_at: str
+    data: dict[str, Any]
+
+
+_OUTBOX_COLUMNS = (
+    "event_id, tenant, subject, purpose, action, legal_basis, occurred_at, recorded_at,"
+    " position, subject_version, source, actor, jurisdiction, notice_id, notice_version,"
+    " notice_hash, ip, user_agent, raw_signal, expires_at"
+)
+_KEYS = tuple(c.strip() for c in _OUTBOX_COLUMNS.split(","))
+
+
+def _iso(value: Any) -> Any:
+    """format_time's form (fixed width, microseconds, Z) for a driver's datetime; text as is."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return value
+
+
+def outbox_after(store: SqlStore, position: int, limit: int) -> list[OutboxEvent]:
+    """Committed events with position > `position`, in position order, gapless (events_after),
+    in their wire form."""
+    with store._read() as cur:
+        cur.execute(
+            store._sql(
+                f"SELECT {_OUTBOX_COLUMNS} FROM events WHERE position > ? ORDER BY position"
+                " LIMIT ?"
+            ),
+            (position, limit),
+        )
+        rows = cur.fetchall()
+    out = []
+    text_times = store.dialect == "sqlite"
+    for row in rows:
+        data = dict(zip(_KEYS, row, strict=True))
+        data["event_id"] = str(data["event_id"])
+        if not text_times:
+            data["occurred_at"] = _iso(data["occurred_at"])
+            data["recorded_at"] = _iso(data["recorded_at"])
+            if data["expires_at"] is not None:
+                data["expires_at"] = _iso(data["expires_at"])
+        out.append(
+            OutboxEvent(
+                int(data["position"]), data["tenant"], data["subject"], data["recorded_at"], data
+            )
+        )
+    return out
 
 
 # Processed commands ---------------------------------------------------------------------------
