@@ -160,19 +160,22 @@ def test_a_relay_killed_mid_batch_is_replaced_and_nothing_is_lost(
     killed_at: tuple[int, int] | None = None
     try:
         with running(consumer.run):
-            relay = _relay_process(settings)
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and relay.poll() is None:
-                saved = services.store.get_offset(name)
-                with seen.lock:
-                    furthest = max((c.event.position for c in seen.changes), default=0)
-                if saved < total and furthest > saved:
-                    # Delivered (a consumer has it) but not yet saved: mid-batch. Kill -9.
-                    os.killpg(relay.pid, signal.SIGKILL)
-                    relay.wait(10)
-                    killed_at = (saved, furthest)
-                    break
-                time.sleep(0.001)
+            while killed_at is None and time.monotonic() < deadline:
+                relay = _relay_process(settings)
+                while time.monotonic() < deadline and relay.poll() is None:
+                    saved = services.store.get_offset(name)
+                    with seen.lock:
+                        furthest = max((c.event.position for c in seen.changes), default=0)
+                    if saved < total and furthest > saved:
+                        # Delivered (a consumer has it), maybe not yet saved: kill -9.
+                        os.killpg(relay.pid, signal.SIGKILL)
+                        relay.wait(10)
+                        saved = services.store.get_offset(name)
+                        if furthest > saved:  # it had not saved in between: mid-batch
+                            killed_at = (saved, furthest)
+                        break
+                    time.sleep(0.001)
             assert killed_at is not None, "could not catch the relay mid-batch"
             assert services.store.get_offset(name) == killed_at[0] < total
 
