@@ -153,3 +153,23 @@ def test_no_relay_in_serve_without_kafka(sqlite_url: str, tmp_path: Path) -> Non
         assert start_relay(off, s) is None
     finally:
         s.close()
+
+
+def test_observe_many_equals_observing_each_time() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from consentry.propagation.lag import LAG_BUCKETS, observe_many
+
+    one, many = (
+        Histogram(name, "h", registry=CollectorRegistry(), buckets=LAG_BUCKETS)
+        for name in ("a", "b")
+    )
+    for amount, count in ((0.003, 7), (0.2, 1), (100.0, 3), (0.0, 2)):
+        for _ in range(count):
+            one.observe(amount)
+        observe_many(many, amount, count)
+    samples = [
+        [(s.name[1:], s.labels, s.value) for s in h.collect()[0].samples if "created" not in s.name]
+        for h in (one, many)
+    ]
+    assert samples[0] == samples[1]

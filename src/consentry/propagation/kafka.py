@@ -139,16 +139,17 @@ class KafkaPublisher:
         self._producer = Producer(self.config)
 
     def publish(self, messages: Sequence[Message]) -> list[Delivery]:
-        results: list[Delivery | None] = [None] * len(messages)
-        errors: list[str] = []
+        return self.send(messages).wait()
+
+    def send(self, messages: Sequence[Message]) -> _KafkaBatch:
+        """Hand a batch to librdkafka and return at once; `wait()` collects its deliveries.
+
+        The relay sends the next batch before waiting for this one, so reading the log and
+        encoding overlap the broker's round trip (messages of one key stay in order: one
+        idempotent producer)."""
+        batch = _KafkaBatch(self._producer, len(messages), self.timeout)
         producer = self._producer
-
-        def report(index: int, err: Any, msg: Any) -> None:
-            if err is None:
-                results[index] = Delivery(msg.partition(), msg.offset())
-            else:
-                errors.append(str(err))
-
+        report = batch.report
         for index, m in enumerate(messages):
             while True:
                 try:
@@ -162,14 +163,8 @@ class KafkaPublisher:
                     break
                 except BufferError:
                     producer.poll(0.05)  # the local queue is full: let deliveries drain it
-        deadline = time.monotonic() + self.timeout + 1.0
-        remaining = producer.flush(self.timeout + 1.0)
-        while remaining and time.monotonic() < deadline:
-            remaining = producer.flush(max(0.0, deadline - time.monotonic()))
-        if remaining or errors or any(r is None for r in results):
-            reason = errors[0] if errors else f"{remaining} messages not acknowledged in time"
-            raise PublishError(reason, results)
-        return [r for r in results if r is not None]
+        producer.poll(0)
+        return batch
 
     def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -197,3 +192,34 @@ class KafkaPublisher:
             producer.flush(0)
         except Exception:  # closing a broken producer must not hide the original error
             log.debug("ignored error while closing the producer", exc_info=True)
+
+
+class _KafkaBatch:
+    """The delivery reports of one sent batch."""
+
+    def __init__(self, producer: Any, size: int, timeout: float) -> None:
+        self.producer = producer
+        self.results: list[Delivery | None] = [None] * size
+        self.pending = size
+        self.errors: list[str] = []
+        self.deadline = time.monotonic() + timeout + 1.0
+
+    def report(self, index: int, err: Any, msg: Any) -> None:
+        self.pending -= 1
+        if err is None:
+            self.results[index] = Delivery(msg.partition(), msg.offset())
+        else:
+            self.errors.append(str(err))
+
+    def wait(self) -> list[Delivery]:
+        """Block until every message of the batch has a delivery report (or the timeout)."""
+        while self.pending > 0 and time.monotonic() < self.deadline:
+            self.producer.poll(min(0.05, max(0.0, self.deadline - time.monotonic())))
+        if self.pending or self.errors:
+            reason = (
+                self.errors[0]
+                if self.errors
+                else f"{self.pending} messages not acknowledged in time"
+            )
+            raise PublishError(reason, self.results)
+        return [r for r in self.results if r is not None]

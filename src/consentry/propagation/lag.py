@@ -145,6 +145,27 @@ class LagMonitor:
                 self._exceeded = False
 
 
+def observe_many(histogram: Histogram, amount: float, count: int) -> None:
+    """Observe `amount` `count` times at once: the events of one append share their commit time,
+    and a relay round of thousands of them should not cost thousands of observe() calls.
+
+    Uses the histogram's bucket counters (prometheus_client's layout); if that layout changes,
+    falls back to the loop.
+    """
+    buckets = getattr(histogram, "_buckets", None)
+    bounds = getattr(histogram, "_upper_bounds", None)
+    total = getattr(histogram, "_sum", None)
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for _ in range(count):
+            histogram.observe(amount)
+        return
+    total.inc(amount * count)
+    for i, bound in enumerate(bounds):
+        if amount <= bound:
+            buckets[i].inc(count)
+            return
+
+
 def seconds_since(recorded_at: datetime, now: datetime | None = None) -> float:
     """Age of a commit, never negative (clocks of two machines may disagree slightly)."""
     return max(0.0, ((now or datetime.now(UTC)) - recorded_at).total_seconds())

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One message to publish (a tuple: the relay makes thousands a second)."""
+
     topic: str
     key: bytes
     value: bytes
@@ -43,6 +44,23 @@ class PublishError(RuntimeError):
     def __str__(self) -> str:
         done = sum(d is not None for d in self.delivered)
         return f"{self.reason} ({done} of {len(self.delivered)} messages acknowledged)"
+
+
+class PendingBatch(Protocol):
+    """A batch handed to the broker whose delivery reports are still to come."""
+
+    def wait(self) -> list[Delivery]:
+        """The deliveries in message order once all are acknowledged, or PublishError."""
+        ...
+
+
+@runtime_checkable
+class PipelinedPublisher(Protocol):
+    """A publisher that can have a batch in flight while the next one is prepared."""
+
+    def send(self, messages: Sequence[Message]) -> PendingBatch:
+        """Start publishing and return at once."""
+        ...
 
 
 class Publisher(Protocol):

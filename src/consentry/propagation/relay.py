@@ -25,8 +25,15 @@ import orjson
 from consentry.config import Settings
 from consentry.domain.events import parse_time
 from consentry.propagation.envelope import CONTENT_TYPE, envelope, message_key
-from consentry.propagation.lag import LagMetrics, LagMonitor
-from consentry.propagation.publisher import Delivery, Message, Publisher, PublishError
+from consentry.propagation.lag import LagMetrics, LagMonitor, observe_many
+from consentry.propagation.publisher import (
+    Delivery,
+    Message,
+    PendingBatch,
+    PipelinedPublisher,
+    Publisher,
+    PublishError,
+)
 from consentry.storage.base import StoreUnavailableError
 from consentry.storage.propagation import (
     AppendWaiter,
@@ -89,6 +96,7 @@ class Relay:
         self._last_min: dict[int, int] = {}
         self._suspect_loss = False
         self._journal: deque[tuple[int, int, int, int]] = deque(maxlen=JOURNAL_ENTRIES)
+        self._in_flight: deque[tuple[list[OutboxEvent], PendingBatch]] = deque()
         self.rewinds = 0
 
     @classmethod
@@ -146,50 +154,86 @@ class Relay:
         return self._position
 
     def step(self) -> int:
-        """Publish the next batch; return how many events were published.
+        """One round: read and send the next batch, then wait for the oldest batch in flight;
+        return how many events were acknowledged (and their position saved).
 
-        Raises PublishError (after saving the acknowledged prefix) or StoreUnavailableError.
+        A full batch (more is probably waiting) is sent without waiting, so the next one is read
+        and encoded while the broker acknowledges it: at most two batches are in flight, and
+        positions are saved strictly in order. Raises PublishError (after saving the
+        acknowledged prefix) or StoreUnavailableError.
         """
-        events = outbox_after(self.store, self.position, self.batch_size)
-        if not events:
+        read_from = self._in_flight[-1][0][-1].position if self._in_flight else self.position
+        events = outbox_after(self.store, read_from, self.batch_size)
+        if not events and not self._in_flight:
             self._observe_backlog(None)
             return 0
-        publisher = self._publisher
-        if publisher is None:
-            rewind: int | None = None
-            try:
-                if self.prepare is not None:
-                    self.prepare()
-                publisher = self._publisher = self.publisher_factory()
-                if self._suspect_loss:
-                    rewind = self._probe(publisher)
-            except Exception as exc:  # the broker is unreachable: a failed round like any other
-                self._close_publisher()
-                self.metrics.relay_failures.inc()
-                self._observe_backlog(events[0])
-                raise PublishError(f"cannot connect: {exc}", [None] * len(events)) from exc
-            self._suspect_loss = False
-            if rewind is not None:
-                self._save(rewind - 1)
+        full = False
+        if events:
+            if self._publisher is None and self._connect(events[0]):
+                # Lost messages: start again from the (rewound) position.
                 events = outbox_after(self.store, self.position, self.batch_size)
-        messages = [self._message(e) for e in events]
+            publisher = self._publisher
+            assert publisher is not None
+            messages = [self._message(e) for e in events]
+            if isinstance(publisher, PipelinedPublisher):
+                self._in_flight.append((events, publisher.send(messages)))
+                full = len(events) >= self.batch_size
+            else:
+                self._in_flight.append((events, _Sync(publisher, messages)))
+        done = 0
+        while self._in_flight and (len(self._in_flight) > 1 or not full):
+            batch, pending = self._in_flight.popleft()
+            try:
+                deliveries = pending.wait()
+            except PublishError as exc:
+                self._failed(batch, exc)
+                raise
+            if self._delivered(batch, deliveries):
+                self._in_flight.clear()  # sent after what was lost: they go again, in order
+            done += len(batch)
+            if full:
+                break
+        return done
+
+    @property
+    def busy(self) -> bool:
+        """Batches are in flight (step() must be called again before idling)."""
+        return bool(self._in_flight)
+
+    def _connect(self, oldest: OutboxEvent) -> bool:
+        """A new publisher; after a failure, probe for lost messages. True if it rewound."""
+        rewind: int | None = None
         try:
-            deliveries = publisher.publish(messages)
-        except PublishError as exc:
+            if self.prepare is not None:
+                self.prepare()
+            publisher = self._publisher = self.publisher_factory()
+            if self._suspect_loss:
+                rewind = self._probe(publisher)
+        except Exception as exc:  # the broker is unreachable: a failed round like any other
             self._close_publisher()
-            self._suspect_loss = True
-            done = 0
-            for delivery in exc.delivered:
-                if delivery is None:
-                    break
-                done += 1
-            if done:
-                self._delivered(events[:done], [d for d in exc.delivered[:done] if d])
             self.metrics.relay_failures.inc()
-            self._observe_backlog(events[done] if done < len(events) else None)
-            raise
-        self._delivered(events, deliveries)
-        return len(events)
+            self._observe_backlog(oldest)
+            raise PublishError(f"cannot connect: {exc}", []) from exc
+        self._suspect_loss = False
+        if rewind is not None:
+            self._save(rewind - 1)
+            return True
+        return False
+
+    def _failed(self, batch: list[OutboxEvent], exc: PublishError) -> None:
+        """Keep the acknowledged prefix, drop the producer and what was in flight after it."""
+        self._in_flight.clear()
+        self._close_publisher()
+        self._suspect_loss = True
+        done = 0
+        for delivery in exc.delivered:
+            if delivery is None:
+                break
+            done += 1
+        if done:
+            self._delivered(batch[:done], [d for d in exc.delivered[:done] if d])
+        self.metrics.relay_failures.inc()
+        self._observe_backlog(batch[done] if done < len(batch) else None)
 
     def _message(self, event: OutboxEvent) -> Message:
         return Message(
@@ -204,15 +248,14 @@ class Relay:
         self._position = position
         self.metrics.relay_position.set(position)
 
-    def _delivered(self, events: Sequence[OutboxEvent], deliveries: Sequence[Delivery]) -> None:
+    def _delivered(self, events: Sequence[OutboxEvent], deliveries: Sequence[Delivery]) -> bool:
+        """Save the position after acknowledged events; True if that showed lost messages."""
         now = datetime.now(UTC)
-        histogram = self.metrics.commit_to_publish
-        ages: dict[str, float] = {}  # the events of one append share their recorded_at
+        commits: dict[str, int] = {}  # the events of one append share their recorded_at
         for event in events:
-            age = ages.get(event.recorded_at)
-            if age is None:
-                age = ages[event.recorded_at] = _age(event.recorded_at, now)
-            histogram.observe(age)
+            commits[event.recorded_at] = commits.get(event.recorded_at, 0) + 1
+        for recorded_at, count in commits.items():
+            observe_many(self.metrics.commit_to_publish, _age(recorded_at, now), count)
         self.metrics.published.inc(len(events))
         rewind_to = self._check_truncation(events[0].position, deliveries)
         self._save(events[-1].position if rewind_to is None else rewind_to - 1)
@@ -220,6 +263,7 @@ class Relay:
         full = len(events) >= self.batch_size
         pending = outbox_after(self.store, self.position, 1) if full else []
         self._observe_backlog(pending[0] if pending else None)
+        return rewind_to is not None
 
     # Messages the broker lost ------------------------------------------------------------------
     # Offsets in a Kafka partition only grow, and a healthy partition's end offset never falls
@@ -302,6 +346,7 @@ class Relay:
             self.monitor.observe(age)
 
     def _close_publisher(self) -> None:
+        self._in_flight.clear()
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
@@ -316,11 +361,8 @@ class Relay:
         total = 0
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            published = self.step()
-            total += published
-            if published < self.batch_size:
-                if self.store.head() > self.position:
-                    continue
+            total += self.step()
+            if not self.busy and self.store.head() <= self.position:
                 return total
         raise TimeoutError(f"the relay did not catch up within {timeout} s")
 
@@ -354,7 +396,7 @@ class Relay:
                     self._close_publisher()
                     stop.wait(backoff)
                     continue
-                if published == 0:
+                if published == 0 and not self.busy:
                     self._idle(stop)
         finally:
             self._step_down()
@@ -396,3 +438,20 @@ class Relay:
 
 def _age(recorded_at: str, now: datetime) -> float:
     return max(0.0, (now - parse_time(recorded_at)).total_seconds())
+
+
+class _Sync:
+    """A publisher without send(): the batch is published (and waited for) at once."""
+
+    def __init__(self, publisher: Publisher, messages: Sequence[Message]) -> None:
+        self.deliveries: list[Delivery] = []
+        self.error: PublishError | None = None
+        try:
+            self.deliveries = publisher.publish(messages)
+        except PublishError as exc:
+            self.error = exc
+
+    def wait(self) -> list[Delivery]:
+        if self.error is not None:
+            raise self.error
+        return self.deliveries

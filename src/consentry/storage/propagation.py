@@ -13,7 +13,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,40 +49,32 @@ _OUTBOX_COLUMNS = (
 _KEYS = tuple(c.strip() for c in _OUTBOX_COLUMNS.split(","))
 
 
-def _iso(value: Any) -> Any:
-    """format_time's form (fixed width, microseconds, Z) for a driver's datetime; text as is."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-    return value
+# PostgreSQL formats the times itself (in C), in format_time's form: fixed width, UTC, Z.
+_PG_TIME = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_PG_OUTBOX_COLUMNS = ", ".join(
+    _PG_TIME.format(k)
+    if k in ("occurred_at", "recorded_at", "expires_at")
+    else ("event_id::text" if k == "event_id" else k)
+    for k in _KEYS
+)
 
 
 def outbox_after(store: SqlStore, position: int, limit: int) -> list[OutboxEvent]:
     """Committed events with position > `position`, in position order, gapless (events_after),
     in their wire form."""
+    columns = _OUTBOX_COLUMNS if store.dialect == "sqlite" else _PG_OUTBOX_COLUMNS
     with store._read() as cur:
         cur.execute(
             store._sql(
-                f"SELECT {_OUTBOX_COLUMNS} FROM events WHERE position > ? ORDER BY position"
-                " LIMIT ?"
+                f"SELECT {columns} FROM events WHERE position > ? ORDER BY position LIMIT ?"
             ),
             (position, limit),
         )
         rows = cur.fetchall()
     out = []
-    text_times = store.dialect == "sqlite"
     for row in rows:
         data = dict(zip(_KEYS, row, strict=True))
-        data["event_id"] = str(data["event_id"])
-        if not text_times:
-            data["occurred_at"] = _iso(data["occurred_at"])
-            data["recorded_at"] = _iso(data["recorded_at"])
-            if data["expires_at"] is not None:
-                data["expires_at"] = _iso(data["expires_at"])
-        out.append(
-            OutboxEvent(
-                int(data["position"]), data["tenant"], data["subject"], data["recorded_at"], data
-            )
-        )
+        out.append(OutboxEvent(row[8], row[1], row[2], row[7], data))
     return out
 
 
