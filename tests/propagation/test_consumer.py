@@ -111,7 +111,7 @@ def test_the_consumer_reaches_the_databases_state(services: Services) -> None:
 
 
 def test_poison_and_failing_messages_are_dead_lettered_and_later_ones_flow(
-    services: Services, broker: Broker
+    services: Services, broker: Broker, tmp_path: Path
 ) -> None:
     settings = services.settings
     topic = settings.kafka_events_topic
@@ -133,7 +133,8 @@ def test_poison_and_failing_messages_are_dead_lettered_and_later_ones_flow(
             raise RuntimeError(f"cannot reach the email platform for {change.event.subject}")
 
     group = f"email-{uuid.uuid4().hex[:6]}"
-    consumer, _ = make_consumer(settings, group=group, handler=handler)
+    state = SqliteState(tmp_path / "email.db")
+    consumer, _ = make_consumer(settings, group=group, handler=handler, state=state)
     want = {k: v for k, v in expected_state(services.store).items() if k[1] not in broken}
     try:
         consume_until(
@@ -166,7 +167,7 @@ def test_poison_and_failing_messages_are_dead_lettered_and_later_ones_flow(
         client_config(settings), settings.kafka_dead_letter_topic, idle_seconds=0.5
     )
     assert again.replayed == 0, "a dead letter was replayed twice"
-    consumer, _ = make_consumer(settings, group=group, handler=handler, state=consumer.state)
+    consumer, _ = make_consumer(settings, group=group, handler=handler, state=state)
     try:
         consume_until(
             consumer,
@@ -177,6 +178,7 @@ def test_poison_and_failing_messages_are_dead_lettered_and_later_ones_flow(
         )
     finally:
         consumer.close()
+        state.close()
     replayed = [m for m in read_all(broker.bootstrap, topic) if header(m, H_REPLAYED_FROM)]
     assert len(replayed) == 11
 
@@ -213,3 +215,23 @@ def test_a_restarted_consumer_resumes_from_its_committed_offset(
     # It read only what came after its committed offset: no re-delivery, no duplicate.
     assert len(seen_second.changes) == 40
     assert second.applier.metrics.duplicates.labels(group)._value.get() == 0
+
+
+def test_a_memory_state_consumer_restarted_rebuilds_from_the_beginning(
+    services: Services,
+) -> None:
+    """MemoryState starts empty in a new process: resuming from the group's committed offset
+    would leave it without the history, so its consumer reads from the beginning instead."""
+    settings = services.settings
+    write_history(services, subjects=5, per_subject=2)
+    Relay.from_settings(settings, services.store).drain()
+    group = f"cache-{uuid.uuid4().hex[:6]}"
+    want = expected_state(services.store)
+    for _ in range(2):
+        consumer, seen = make_consumer(settings, group=group)
+        try:
+            state = consumer.state
+            consume_until(consumer, lambda s=state: state_ids(s.snapshot()) == want)
+        finally:
+            consumer.close()
+        assert len(seen.changes) == 20

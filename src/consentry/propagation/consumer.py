@@ -155,6 +155,7 @@ class KafkaLoop:
         batch_size: int = 500,
         metrics: LagMetrics | None = None,
         dead_letter_config: dict[str, Any] | None = None,
+        from_beginning: bool = False,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -168,14 +169,23 @@ class KafkaLoop:
         self.metrics = metrics or LagMetrics()
         self._dlq_config = dead_letter_config or _dlq_producer_config(self.config)
         self._dlq: Any = None
+        self.from_beginning = from_beginning
         self.consumer = Consumer(self.config, error_cb=self._on_error)
-        self.consumer.subscribe(self.topics)
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign)
         self.handled = 0
         self.dead_lettered = 0
 
     @staticmethod
     def _on_error(error: Any) -> None:
         log.warning("Kafka: %s", error)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        if self.from_beginning:
+            from confluent_kafka import OFFSET_BEGINNING
+
+            for tp in partitions:
+                tp.offset = OFFSET_BEGINNING
+            consumer.assign(partitions)
 
     def assigned(self) -> bool:
         return bool(self.consumer.assignment())
@@ -352,6 +362,7 @@ class EventConsumer:
             before_commit=state.flush,
             batch_size=batch_size,
             metrics=self.metrics,
+            from_beginning=not state.durable,
         )
 
     @classmethod

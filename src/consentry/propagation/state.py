@@ -72,7 +72,13 @@ class LocalState(Protocol):
     preview() and commit() are split so that a handler can run between them: if the handler
     fails, nothing is stored and the message goes to the dead-letter topic; delivered again
     later (dlq replay), it is applied then, and the rule makes the late arrival harmless.
+
+    A state that is not `durable` starts empty in a new process, so its consumer reads its
+    partitions from the beginning instead of from the group's committed offsets (which would
+    skip the history the empty state never saw).
     """
+
+    durable: bool
 
     def preview(self, event: RecordedEvent) -> Change | None:
         """What applying `event` would change, or None for a duplicate."""
@@ -114,7 +120,10 @@ class _RecentIds:
 
 
 class MemoryState:
-    """The state in dictionaries: the fastest, and what the property tests fold into."""
+    """The state in dictionaries: the fastest, and what the property tests fold into. Not
+    durable: its consumer re-reads the topic from the beginning at each start."""
+
+    durable = False
 
     def __init__(self, remember_ids: int = RECENT_IDS) -> None:
         self._current: dict[Key, RecordedEvent] = {}
@@ -173,14 +182,17 @@ class SqliteState:
 
     Changes collect in memory and are written in one transaction by flush(), once per consumed
     batch, so a restart finds exactly the state that matches the committed offsets (or a little
-    ahead of them, which the duplicate check absorbs).
+    ahead of them, which the duplicate check absorbs). synchronous=FULL: the offsets are
+    committed right after flush(), so a flushed batch must survive a power cut.
     """
+
+    durable = True
 
     def __init__(self, path: str | Path, remember_ids: int = RECENT_IDS) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA synchronous = FULL")
         self._db.executescript(_SCHEMA)
         self._current: dict[Key, RecordedEvent | None] = {}
         self._versions: dict[SubjectKey, VersionSet] = {}
