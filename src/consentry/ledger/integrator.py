@@ -262,6 +262,7 @@ class BackgroundIntegrator:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="consentry-integrator", daemon=True)
         self._thread.start()
 
