@@ -515,7 +515,7 @@ class _Auditor:
             self.problem(Problem("checkpoint_root", message, tenant, position, event_id, first))
         else:
             state.good_size = size
-        nodes = self.ledger.node_store(tenant)
+        nodes = self.ledger.node_store(tenant, cached=False)
         try:
             if root(nodes, size) != checkpoint.root_hash:
                 self.problem(
