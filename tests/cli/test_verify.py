@@ -226,3 +226,28 @@ def test_offline_verifier_needs_only_stdlib_and_cryptography() -> None:
                         "__future__",
                         "cryptography",
                     ), f"{name}.py imports {module}"
+
+
+def test_serve_runs_the_integrator(services: Services) -> None:
+    """What `consentry serve` starts beside the API: woken by the recorder's commits."""
+    from consentry.cli.ledger import start_integrator
+    from consentry.domain.events import Action, Source
+    from consentry.domain.purposes import LegalBasis, Purpose
+    from consentry.recording.service import ConsentRequest, EventRequest
+
+    off = services.settings.model_copy(update={"ledger_integrator": False})
+    assert start_integrator(off, services) is None
+    background = start_integrator(services.settings, services)
+    assert background is not None
+    try:
+        services.recorder.add_purpose(
+            "default", Purpose(id="email", name="Email", legal_basis=LegalBasis.CONSENT)
+        )
+        request = ConsentRequest("s", Source.API, [EventRequest("email", Action.GIVEN)])
+        event = services.recorder.record("default", request).events[0]
+        deadline = time.monotonic() + 5
+        while services.ledger.ledger.integrated_position() < event.position:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    finally:
+        background.stop()
