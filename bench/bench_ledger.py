@@ -206,9 +206,11 @@ def bench_integration(url: str, events: int, runs: int) -> None:
                 append_leaves(txn.node_store("default", leaves), chunk)
         appends.append(events / (time.perf_counter() - t))
     print(f"  hashing the same bytes alone (baseline) {best_and_median(base)}")
-    print(f"  integration, end to end                 {best_and_median(whole)}"
-          f"   = {max(whole) / max(base):.2f} x baseline; {max(cpu):,.0f} leaves per CPU-second"
-          " of this process")  # fmt: skip
+    print(
+        f"  integration, end to end                 {best_and_median(whole)}"
+        f"   = {max(whole) / max(base):.2f} x baseline; {max(cpu):,.0f} leaves per CPU-second"
+        " of this process"
+    )
     print(f"    reading the canonical bytes alone     {best_and_median(reads)}")
     print(f"    appending hashed leaves alone         {best_and_median(appends)}")
     reset_ledger(url)
@@ -263,10 +265,15 @@ def bench_proofs(url: str, leaves: int, proofs: int) -> None:
             else max(samples) * 1e6
         )
 
-    print(f"  inclusion proof at {leaves:,} leaves: median {statistics.median(times) * 1e6:,.0f} µs,"
-          f" p99 {us(times, 99):,.0f} µs (verify: median {statistics.median(verify_times) * 1e6:,.0f} µs)")  # fmt: skip
-    print(f"  consistency proof: median {statistics.median(ctimes) * 1e6:,.0f} µs,"
-          f" p99 {us(ctimes, 99):,.0f} µs")  # fmt: skip
+    median, verify_median = statistics.median(times), statistics.median(verify_times)
+    print(
+        f"  inclusion proof at {leaves:,} leaves: median {median * 1e6:,.0f} µs,"
+        f" p99 {us(times, 99):,.0f} µs (verify: median {verify_median * 1e6:,.0f} µs)"
+    )
+    print(
+        f"  consistency proof: median {statistics.median(ctimes) * 1e6:,.0f} µs,"
+        f" p99 {us(ctimes, 99):,.0f} µs"
+    )
     store.close()
 
 
@@ -287,9 +294,11 @@ def bench_verify(url: str, runs: int) -> None:
             rates.append(report.events / (time.perf_counter() - t))
             cpu.append(report.events / (time.process_time() - c))
         extra = f"; {max(cpu):,.0f} events per CPU-second" if workers == 1 else ""
-        print(f"  verify database, {workers} process{'es' if workers > 1 else ''}:"
-              f"{' ' * (2 if workers == 1 else 0)} {best_and_median(rates)}"
-              f"   ({report.events:,} events, {report.checkpoints} checkpoints{extra})")  # fmt: skip
+        name = f"{workers} process{'es' if workers > 1 else ''}:"
+        print(
+            f"  verify database, {name:<13}{best_and_median(rates)}"
+            f"   ({report.events:,} events, {report.checkpoints} checkpoints{extra})"
+        )
     store.close()
 
 
@@ -325,8 +334,10 @@ def bench_latency(url: str, writes: int, keys_dir: Path) -> None:
 
     def report(name: str, latencies: list[float]) -> None:
         q = statistics.quantiles(latencies, n=100)
-        print(f"  {name}: p50 {q[49] * 1e3:.1f} ms, p99 {q[98] * 1e3:.1f} ms,"
-              f" max {max(latencies) * 1e3:.1f} ms ({len(latencies)} writes)")  # fmt: skip
+        print(
+            f"  {name}: p50 {q[49] * 1e3:.1f} ms, p99 {q[98] * 1e3:.1f} ms,"
+            f" max {max(latencies) * 1e3:.1f} ms ({len(latencies)} writes)"
+        )
 
     background = services.ledger.background()
     services.recorder.listeners.append(background.wake)
@@ -387,8 +398,10 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {platform.machine()},"
-          f" {os.cpu_count()} CPUs, {platform.platform()}")  # fmt: skip
+    print(
+        f"python {platform.python_version()}, SQLite {sqlite3.sqlite_version},"
+        f" {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+    )
     print(load())
     for backend in args.backend:
         print(f"\n== {backend} ==")
