@@ -163,12 +163,13 @@ def _leaf_hash(data: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """What one range of positions holds: the agreed summary, or the rows to merge."""
+    """What one range of positions holds: the agreed leaves by tenant, or the rows to merge."""
 
     first: int
     last: int
-    agreed: tuple[list[str], bytes, list[int]] | None = None
-    """(tenants, or one tenant for all; the leaf hashes concatenated; the stored leaf indexes)"""
+    agreed: Sequence[tuple[str, bytes, list[int], list[int] | None]] | None = None
+    """Per tenant: its leaf hashes concatenated, their stored leaf indexes, and their positions
+    (None: all of first..last, when one tenant has the whole range)."""
     events: list[EventRow] = field(default_factory=list)
     leaves: list[LeafRow] = field(default_factory=list)
 
@@ -183,13 +184,26 @@ def _scan(ledger: LedgerStore, first: int, last: int) -> _Scan:
         events = ledger.event_json(first, last)
         leaves = ledger.leaf_hashes(first, last)
         if len(events) == count == len(leaves):
-            hashes = [_leaf_hash(data) for _, data in events]
+            sha256, prefix = _sha256, LEAF_PREFIX
+            hashes = [sha256(prefix + data.encode()).digest() for _, data in events]
             tenants = [tenant for tenant, _ in events]
             if hashes == [leaf[2] for leaf in leaves] and tenants == [leaf[0] for leaf in leaves]:
-                if tenants.count(tenants[0]) == count:
-                    tenants = tenants[:1]
                 indexes = [leaf[1] for leaf in leaves]
-                return _Scan(first, last, (tenants, b"".join(hashes), indexes))
+                if tenants.count(tenants[0]) == count:
+                    return _Scan(first, last, [(tenants[0], b"".join(hashes), indexes, None)])
+                rows: dict[str, list[int]] = {}
+                for i, tenant in enumerate(tenants):
+                    rows.setdefault(tenant, []).append(i)
+                groups = [
+                    (
+                        tenant,
+                        b"".join([hashes[i] for i in mine]),
+                        [indexes[i] for i in mine],
+                        [first + i for i in mine],
+                    )
+                    for tenant, mine in rows.items()
+                ]
+                return _Scan(first, last, groups)
     # Something differs: the full rows, to name it.
     return _Scan(first, last, None, ledger.event_rows(first, last), ledger.leaf_rows(first, last))
 
@@ -303,44 +317,24 @@ class _Auditor:
 
     def apply(self, scan: _Scan) -> None:
         if scan.agreed is not None:
-            tenants, blob, indexes = scan.agreed
-            hashes = [blob[i : i + 32] for i in range(0, len(blob), 32)]
-            if len(tenants) == 1:
-                tenants = tenants * len(hashes)
-            self.add_agreed(tenants, hashes, indexes, scan.first)
+            for tenant, blob, numbers, listed in scan.agreed:
+                hashes = [blob[i : i + 32] for i in range(0, len(blob), 32)]
+                positions = range(scan.first, scan.last + 1) if listed is None else listed
+                state = self.tenant(tenant)
+                start = state.stored_leaves
+                if numbers == list(range(start, start + len(hashes))):
+                    state.stored_leaves = start + len(hashes)
+                else:
+                    for index, position in zip(numbers, positions, strict=True):
+                        self.check_numbering(tenant, index, position, None)
+                self.add(tenant, state, hashes, positions)
+                self.report.events += len(hashes)
             self.expected = scan.last + 1
-            self.report.events += len(hashes)
         else:
             self.merge(scan.events, scan.leaves)
             self.report.events += len(scan.events)
         if self.progress is not None:
             self.progress(scan.last - scan.first + 1)
-
-    def add_agreed(
-        self, tenants: list[str], hashes: list[bytes], indexes: list[int], first: int
-    ) -> None:
-        if tenants.count(tenants[0]) == len(tenants):
-            groups = {tenants[0]: list(range(len(tenants)))}
-        else:
-            groups = {}
-            for i, tenant in enumerate(tenants):
-                groups.setdefault(tenant, []).append(i)
-        for tenant, rows in groups.items():
-            state = self.tenant(tenant)
-            start = state.stored_leaves
-            positions: Sequence[int]
-            if len(rows) == len(tenants):
-                mine, numbers = hashes, indexes
-                positions = range(first, first + len(rows))
-            else:
-                mine = [hashes[i] for i in rows]
-                numbers = [indexes[i] for i in rows]
-                positions = [first + i for i in rows]
-            if numbers != list(range(start, start + len(rows))):
-                for i in rows:  # name the first misnumbered leaf
-                    self.check_numbering(tenant, indexes[i], first + i, None)
-            state.stored_leaves = start + len(rows)
-            self.add(tenant, state, mine, positions)
 
     def merge(self, events: list[EventRow], leaves: list[LeafRow]) -> None:
         """Row by row, when something differs: name each difference by position."""
