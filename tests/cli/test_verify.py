@@ -251,3 +251,18 @@ def test_serve_runs_the_integrator(services: Services) -> None:
             time.sleep(0.005)
     finally:
         background.stop()
+
+
+def test_verify_database_with_public_keys_only(
+    recorded: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    """An auditor's machine: the database and the published keys, no keys folder."""
+    keys = []
+    for tenant in ("default", "acme"):
+        keys += run(env, recorded, "keys", "verifiers", "--tenant", tenant)[1].split()
+    elsewhere = {"CONSENTRY_SIGNING_KEYS_DIR": str(tmp_path / "auditor-keys")}
+    code, output = run(elsewhere, recorded, "verify", "database", *(f"--key={k}" for k in keys))
+    assert code == 0, output
+    code, output = run(elsewhere, recorded, "verify", "database")  # no key at all: refused
+    assert code == 4 and "checkpoint_signature" in output
+    assert not (tmp_path / "auditor-keys").exists(), "verification must not create keys"

@@ -28,7 +28,9 @@ from rich.table import Table
 
 from consentry.cli.core import DatabaseUrl, Tenant, _fail, _services, app, err, keys_app, out
 from consentry.config import Settings
+from consentry.domain.errors import DomainError
 from consentry.ledger.audit import AuditReport, audit_database
+from consentry.ledger.checkpoint import VerifierKey
 from consentry.ledger.integrator import BackgroundIntegrator
 from consentry.ledger.offline import (
     VerificationError,
@@ -37,6 +39,7 @@ from consentry.ledger.offline import (
 )
 from consentry.ledger.service import LedgerService
 from consentry.services import Services
+from consentry.signing import TenantKeyring
 from consentry.storage import open_store
 
 VERIFY_FAILED = 4
@@ -224,6 +227,15 @@ def verify_database(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key",
+            "-k",
+            help="Check checkpoints with these public keys (verifier keys, or files of them or"
+            " of /v1/ledger/keys JSON) instead of the keys folder's. Repeatable.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Recompute every tenant's Merkle tree from the events and check the whole ledger.
@@ -231,10 +243,26 @@ def verify_database(
     Checks each event against its leaf, every stored node, and every stored checkpoint
     (signature with every key the tenant used, root, consistency with the next). Exit 0 when
     all agree; 4 when anything differs, naming the first bad leaf (position and event id).
+    Uses public keys only, and never creates one.
 
-    Example: consentry verify database
+    Example: consentry verify database --key keys.json
     """
+    given: list[VerifierKey] | None = None
+    if key:
+        try:
+            given = parse_verifier_keys(
+                _read(Path(k), "--key") if Path(k).is_file() else k for k in key
+            )
+        except VerificationError as exc:
+            raise _fail(str(exc), 2) from exc
     with _services(database_url) as services:
+        keyring = services.keyring
+
+        def public_keys(tenant: str) -> list[VerifierKey]:
+            if given is not None:
+                return given
+            return _existing_verifiers(keyring, tenant)
+
         ledger = services.ledger.ledger
         total = ledger.integrated_position()
         if workers is None:
@@ -253,7 +281,7 @@ def verify_database(
 
             report = audit_database(
                 ledger,
-                services.keyring.verifiers,
+                public_keys,
                 progress=advance,
                 workers=workers,
                 database_url=services.settings.database_url,
@@ -265,6 +293,21 @@ def verify_database(
         _print_report(report, elapsed)
     if not report.ok:
         raise typer.Exit(VERIFY_FAILED)
+
+
+def _existing_verifiers(keyring: TenantKeyring, tenant: str) -> list[VerifierKey]:
+    """The tenant's public keys if it has any: unlike keyring.verifiers, never creates a key
+    (a verification run on another machine must not mint keys for the tenants it checks)."""
+    try:
+        folder = keyring._folder(tenant)
+    except DomainError:
+        return []  # not a name a key folder can have: no key of ours signed for it
+    if tenant in keyring.inline or (folder / "current.key").exists():
+        return keyring.verifiers(tenant)
+    return [
+        VerifierKey.parse(pub.read_text(encoding="utf-8"))
+        for pub in sorted((folder / "retired").glob("*.pub"))
+    ]
 
 
 def _report_dict(report: AuditReport, elapsed: float) -> dict[str, Any]:
