@@ -1,8 +1,8 @@
 """Signals in: POST /v1/consents with a tc_string or gpp_string records the events it implies for
 the tenant's mapped purposes, with the raw string as evidence; the mapping is set per tenant.
 
-Strings come from the official vectors (../shared/specs) or from our encoder, which reproduces
-them byte for byte (tests/signals).
+Strings come from the official vectors (tests/signals/vectors, copied from ../shared/specs) or
+from our encoder, which reproduces them byte for byte (tests/signals).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.conftest import ApiClient
 TC_VECTOR = "CQeEcwAQeEcwAEsACBENCWFoALAAAEIAAAqIAFEBAAIgAAAA.IAFEBAAA.YAAAAAAAAAAA"
 # @iabgpp/cmpapi: usnat with sale and targeting opt-out, MSPA not covered, GPC (standards.md 2.4).
 USNAT_VECTOR = "DBABLA~CUQRAAAAAACA.YA"
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "signals" / "vectors"  # copies of ../shared
 
 MAPPING = {
     "purposes": {

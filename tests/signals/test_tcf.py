@@ -26,8 +26,12 @@ from consentry.signals.tcf import (
 
 
 def _vectors_file(name: str) -> Path:
-    """The shared vectors next to the repo, or under $CONSENTRY_SPECS_DIR; missing = failure."""
-    candidates = [Path(__file__).resolve().parents[3] / "shared" / "specs" / "vectors" / name]
+    """The vectors copied beside these tests, the shared ones next to the repo, or those under
+    $CONSENTRY_SPECS_DIR; missing = failure."""
+    candidates = [
+        Path(__file__).resolve().parent / "vectors" / name,
+        Path(__file__).resolve().parents[3] / "shared" / "specs" / "vectors" / name,
+    ]
     env = os.environ.get("CONSENTRY_SPECS_DIR")
     if env:
         candidates += [Path(env) / "vectors" / name, Path(env) / name]
