@@ -7,6 +7,7 @@ because a rolled-back transaction leaves a hole and two transactions can commit 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +57,12 @@ class PostgresStore(SqlStore):
             with self.pool.connection() as conn:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                # The server may have restarted: every idle pooled connection is dead too.
+                # Purge them now, so that only this request fails (closed), not one per
+                # connection in the pool.
+                with contextlib.suppress(Exception):
+                    self.pool.check()
             raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
 
     @contextmanager
