@@ -360,10 +360,17 @@ class LedgerStore:
             return _tree_size(self, cur, tenant)
 
     def tree_sizes(self) -> dict[str, int]:
-        """Every tenant's tree size (a scan of the leaf index: for start-up and audits)."""
+        """Every tenant's tree size, for the tenants that have a tree.
+
+        One index lookup per tenant (of the tenants table, and any other that has a stored
+        checkpoint), not a GROUP BY over every leaf: an integrator starting on a log of a
+        million events would otherwise spend most of a second before its first batch.
+        """
         with self.store._read() as cur:
-            cur.execute("SELECT tenant, MAX(leaf_index) FROM ledger_leaves GROUP BY tenant")
-            return {str(t): int(m) + 1 for t, m in cur.fetchall()}
+            cur.execute("SELECT name FROM tenants UNION SELECT tenant FROM ledger_checkpoints")
+            names = [str(row[0]) for row in cur.fetchall()]
+            sizes = {name: _tree_size(self, cur, name) for name in names}
+        return {name: size for name, size in sizes.items() if size}
 
     def node_store(
         self, tenant: str, size: int | None = None, *, cached: bool = True
@@ -386,11 +393,16 @@ class LedgerStore:
             cast = "?::uuid" if self.postgres else "?"
             marks = ", ".join(cast for _ in chunk)
             with self.store._read() as cur:
+                # From the events' unique event_id index to the leaves' position: with the
+                # leaves first (`position IN (subquery) AND tenant = ?`), SQLite scanned all of
+                # the tenant's leaves (~90 ms at 200,000).
+                join = "JOIN" if self.postgres else "CROSS JOIN"
                 cur.execute(
                     self._sql(
-                        f"SELECT tenant, leaf_index, position, {self._event_id}, leaf_hash"
-                        f" FROM ledger_leaves WHERE position IN (SELECT position FROM events"
-                        f" WHERE event_id IN ({marks})) AND tenant = ?"
+                        f"SELECT l.tenant, l.leaf_index, l.position, l.{self._event_id},"
+                        f" l.leaf_hash FROM events e {join} ledger_leaves l"
+                        f" ON l.position = e.position WHERE e.event_id IN ({marks})"
+                        " AND l.tenant = ?"
                     ),
                     [*chunk, tenant],
                 )
@@ -737,7 +749,7 @@ class TxnNodeStore:
 
     Level-0 nodes go to ledger_leaves together with each leaf's position and event id (the leaf
     index); interior nodes of the stored levels (NODE_LEVEL_STEP) to ledger_nodes; the others
-    are only cached. Everything read or written is cached, so the new root needs no further
+    are not stored. Everything read or written is kept, so the new root needs no further
     query. `leaves[k]` describes the leaf of index size() + k: append_leaves must be called with
     exactly their hashes.
     """
@@ -756,31 +768,40 @@ class TxnNodeStore:
         self.tenant = tenant
         self.leaves = leaves
         self.cache: dict[NodeKey, bytes] = {}
+        self._written: Mapping[NodeKey, bytes] = {}
         self._size = _tree_size(ledger, cur, tenant)
 
     def size(self) -> int:
         return self._size
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        missing = [key for key in keys if key not in self.cache]
+        written, cache = self._written, self.cache
+        missing = [key for key in keys if key not in cache and key not in written]
         if missing:
-            self.cache.update(_select_nodes(self.ledger, self.cur, self.tenant, missing))
-        return {key: self.cache[key] for key in keys if key in self.cache}
+            cache.update(_select_nodes(self.ledger, self.cur, self.tenant, missing))
+        found = {key: cache[key] for key in keys if key in cache}
+        found.update((key, written[key]) for key in keys if key in written)
+        return found
 
     def put_nodes(self, nodes: Mapping[NodeKey, bytes]) -> None:
-        first = self._size
-        tenant = self.tenant
-        leaves = self.leaves
-        leaf_rows: list[tuple[Any, ...]] = []
+        first, tenant, leaves = self._size, self.tenant, self.leaves
+        end = first + len(leaves)
+        if len(leaves) and ((0, first) not in nodes or (0, end - 1) not in nodes):
+            raise ValueError(f"the batch does not hold the leaves {first} to {end - 1} described")
+        # Built from the leaves and the stored levels' index ranges, not by scanning the ~2n
+        # nodes of the batch: the new complete nodes of level L are (first >> L) to (end >> L).
+        leaf_rows = [
+            (tenant, first + k, leaf.position, leaf.event_id, nodes[(0, first + k)])
+            for k, leaf in enumerate(leaves)
+        ]
         node_rows: list[tuple[Any, ...]] = []
-        for (level, index), value in nodes.items():
-            if level == 0:
-                leaf = leaves[index - first]
-                leaf_rows.append((tenant, index, leaf.position, leaf.event_id, value))
-            elif level % NODE_LEVEL_STEP == 0:
-                node_rows.append((tenant, level, index, value))
-        if len(leaf_rows) != len(leaves):
-            raise ValueError(f"{len(leaves)} leaves described but {len(leaf_rows)} appended")
+        level = NODE_LEVEL_STEP
+        while end >> level:
+            node_rows += [
+                (tenant, level, index, nodes[(level, index)])
+                for index in range(first >> level, end >> level)
+            ]
+            level += NODE_LEVEL_STEP
         if self.ledger.postgres:
             self._copy(
                 "ledger_leaves (tenant, leaf_index, position, event_id, leaf_hash)",
@@ -802,8 +823,8 @@ class TxnNodeStore:
                 "INSERT INTO ledger_nodes (tenant, level, node_index, hash) VALUES (?, ?, ?, ?)",
                 node_rows,
             )
-        self.cache.update(nodes)
-        self._size += len(leaf_rows)
+        self._written = nodes  # the new root reads from here: no copy of ~2n nodes
+        self._size = end
 
     def _copy(self, target: str, types: list[str], rows: list[tuple[Any, ...]]) -> None:
         """COPY in binary: PostgreSQL's fastest insert (a row-by-row INSERT is 3-5x slower)."""
