@@ -639,18 +639,24 @@ def _select_stored(
             params += [tenant, *(value for run in node_runs for value in run)]
         cur.execute(" UNION ALL ".join(parts), params)
     else:
-        # A VALUES table of runs, joined with CROSS JOIN: SQLite then keeps it as the outer
-        # loop and range-scans the index inside (OR-ed terms made it scan the whole tenant).
-        marks = ", ".join("(?, ?, ?)" for _ in runs)
-        cur.execute(
-            f"WITH k(l, lo, hi) AS (VALUES {marks})"
-            " SELECT 0, x.leaf_index, x.leaf_hash FROM k CROSS JOIN ledger_leaves x"
-            " ON x.tenant = ? AND k.l = 0 AND x.leaf_index BETWEEN k.lo AND k.hi"
-            " UNION ALL"
-            " SELECT x.level, x.node_index, x.hash FROM k CROSS JOIN ledger_nodes x"
-            " ON x.tenant = ? AND x.level = k.l AND x.node_index BETWEEN k.lo AND k.hi",
-            [*(value for run in runs for value in run), tenant, tenant],
-        )
+        # One single-table range query per run, UNION ALL: each is an index range scan whatever
+        # the statistics say. (Joining a VALUES table of runs was as fast until ANALYZE, after
+        # which SQLite built a Bloom filter over the tenant's nodes for every proof: 17 ms.)
+        parts, params = [], []
+        for level, lo, hi in runs:
+            if level == 0:
+                parts.append(
+                    "SELECT 0, leaf_index, leaf_hash FROM ledger_leaves"
+                    " WHERE tenant = ? AND leaf_index BETWEEN ? AND ?"
+                )
+                params += [tenant, lo, hi]
+            else:
+                parts.append(
+                    "SELECT level, node_index, hash FROM ledger_nodes"
+                    " WHERE tenant = ? AND level = ? AND node_index BETWEEN ? AND ?"
+                )
+                params += [tenant, level, lo, hi]
+        cur.execute(" UNION ALL ".join(parts), params)
     return {(int(level), int(index)): bytes(h) for level, index, h in cur.fetchall()}
 
 
