@@ -10,7 +10,7 @@ What makes the integrator crash-safe and fork-proof lives here:
   signs, the integrated position) is ONE transaction: a crash leaves the last committed batch;
 * the integrated position is MAX(position) of ledger_leaves, so it cannot disagree with the tree
   (it is mirrored into reader_offsets['ledger'] in the same transaction, for monitoring);
-* primary keys on (tenant, leaf_index), (tenant, level, node_index), UNIQUE(position) and
+* unique keys on (tenant, leaf_index) and position, (tenant, level, node_index) and
   (tenant, tree_size) refuse a second writer: two integrators that raced cannot fork a tree, the
   loser's transaction fails (LedgerConflictError) and it starts again from what is committed.
   Writers are also serialized up front (SQLite's single writer; a PostgreSQL advisory lock,
@@ -75,8 +75,9 @@ NODE_LEVEL_STEP = 4
 
 A node of another level is the root of a perfect subtree of at most 2^3 stored nodes and is
 recomputed from them when read. This stores 1/15 of a row per leaf instead of one (half the
-rows of the ledger, the dominant cost of integrating), for proofs that read ~75 rows instead of
-~20, still in one query. Part of the schema: changing it needs a migration.
+rows of the ledger, the dominant cost of integrating), for proofs that read ~80 rows instead of
+~20: still one query, of a few index range scans (the rows come in runs of neighbours), and the
+upper levels are cached. Part of the schema: changing it needs a migration.
 """
 
 NODE_CACHE_SIZE = 200_000
