@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +16,12 @@ import pytest
 from consentry.signals import gpp, tcf
 from consentry.storage.base import Role
 from tests.conftest import ApiClient
+from tests.signals.vectors_path import vectors_file
 
 # @iabtechlabtcf/core 1.5.21: consents {1,3,4}, LI {2,7}, special feature 1 (standards.md 1.7).
 TC_VECTOR = "CQeEcwAQeEcwAEsACBENCWFoALAAAEIAAAqIAFEBAAIgAAAA.IAFEBAAA.YAAAAAAAAAAA"
 # @iabgpp/cmpapi: usnat with sale and targeting opt-out, MSPA not covered, GPC (standards.md 2.4).
 USNAT_VECTOR = "DBABLA~CUQRAAAAAACA.YA"
-VECTORS = Path(__file__).resolve().parents[1] / "signals" / "vectors"  # copies of ../shared
 
 MAPPING = {
     "purposes": {
@@ -171,7 +170,7 @@ def test_gpp_did_not_opt_out_opts_in_and_tcfeuv2_follows_tcf(api: ApiClient) -> 
 
 def test_every_official_usnat_vector_is_accepted(api: ApiClient) -> None:
     setup_tenant(api)
-    vectors = json.loads((VECTORS / "gpp_usnat.json").read_text())
+    vectors = json.loads(vectors_file("gpp_usnat.json").read_text())
     for i, vector in enumerate(vectors):
         usnat = vector["expected"]["usnat"]
         r = post(api, f"v{i}", gpp_string=vector["gpp_string"])

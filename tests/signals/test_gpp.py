@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,29 +13,9 @@ from hypothesis import strategies as st
 from consentry.signals import gpp, tcf
 from consentry.signals.bits import BitWriter, bits_to_base64url
 from consentry.signals.gpp import GPPString, GPPStringError, Padding, UsNat, UspV1
+from tests.signals.vectors_path import vectors_file
 
-
-def _vectors_file(name: str) -> Path:
-    """The vectors copied beside these tests, the shared ones next to the repo, or those under
-    $CONSENTRY_SPECS_DIR; missing = failure."""
-    candidates = [
-        Path(__file__).resolve().parent / "vectors" / name,
-        Path(__file__).resolve().parents[3] / "shared" / "specs" / "vectors" / name,
-    ]
-    env = os.environ.get("CONSENTRY_SPECS_DIR")
-    if env:
-        candidates += [Path(env) / "vectors" / name, Path(env) / name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    pytest.fail(
-        f"test vectors {name} not found (looked in {[str(c) for c in candidates]}); "
-        "set CONSENTRY_SPECS_DIR to the shared specs directory",
-        pytrace=False,
-    )
-
-
-GPP_VECTORS: list[dict[str, Any]] = json.loads(_vectors_file("gpp_usnat.json").read_text("utf-8"))
+GPP_VECTORS: list[dict[str, Any]] = json.loads(vectors_file("gpp_usnat.json").read_text("utf-8"))
 VECTOR_IDS = [v["gpp_string"] for v in GPP_VECTORS]
 
 SPEC_FULL_EXAMPLE = "DBACNY~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,29 +22,9 @@ from consentry.signals.tcf import (
     TCStringError,
     VendorEncoding,
 )
+from tests.signals.vectors_path import vectors_file
 
-
-def _vectors_file(name: str) -> Path:
-    """The vectors copied beside these tests, the shared ones next to the repo, or those under
-    $CONSENTRY_SPECS_DIR; missing = failure."""
-    candidates = [
-        Path(__file__).resolve().parent / "vectors" / name,
-        Path(__file__).resolve().parents[3] / "shared" / "specs" / "vectors" / name,
-    ]
-    env = os.environ.get("CONSENTRY_SPECS_DIR")
-    if env:
-        candidates += [Path(env) / "vectors" / name, Path(env) / name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    pytest.fail(
-        f"test vectors {name} not found (looked in {[str(c) for c in candidates]}); "
-        "set CONSENTRY_SPECS_DIR to the shared specs directory",
-        pytrace=False,
-    )
-
-
-TCF_VECTORS: list[dict[str, Any]] = json.loads(_vectors_file("tcf_v2.json").read_text("utf-8"))
+TCF_VECTORS: list[dict[str, Any]] = json.loads(vectors_file("tcf_v2.json").read_text("utf-8"))
 VECTOR_IDS = [f"v{i}-cmp{v['expected']['cmp_id']}" for i, v in enumerate(TCF_VECTORS)]
 
 # standards.md section 1.7, produced with @iabtechlabtcf/core 1.5.21
