@@ -211,9 +211,7 @@ def test_the_integrator_refuses_bytes_other_than_the_domains(store: SqlStore) ->
     assert LedgerStore(store).integrated_position() == 0
 
 
-texts = st.text(
-    st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40
-)
+texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40)
 
 
 @settings(
