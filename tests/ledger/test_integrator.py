@@ -79,6 +79,19 @@ def test_trees_equal_the_reference_per_tenant(store: SqlStore, batch_size: int) 
     assert [leaves[str(e.event_id)].position for e in acme] == [e.position for e in acme]
 
 
+def test_tenant_names_that_copy_would_misread(store: SqlStore) -> None:
+    """PostgreSQL's leaves go in through COPY's text format: its escapes must hold."""
+    tenants = ("back\\slash", "tab\there", "new\nline\r", "\\N")
+    fill(store, 80, tenants)
+    keys = {t: SigningKey(f"test/odd-{i}", generate_private_key()) for i, t in enumerate(tenants)}
+    ledger = LedgerStore(store)
+    assert (
+        Integrator(ledger, keys.__getitem__, batch_size=30, checkpoint_interval=0).catch_up() == 80
+    )
+    assert_matches_reference(store, tenants)
+    assert LedgerStore(store).tree_sizes() == dict.fromkeys(tenants, 20)
+
+
 def test_checkpoints_per_batch_and_per_interval(store: SqlStore) -> None:
     fill(store, 10)
     clock = [0.0]
@@ -197,17 +210,26 @@ class DivergingLedger(LedgerStore):
             r._replace(data=r.data + b" ") for r in super().event_bytes_after(position, limit, upto)
         ]
 
-    def canonical_matches_domain(self, position: int) -> bool | None:
-        return (
-            self.event_bytes_after(position - 1, 1)[0].data
-            == self.store.events_after(position - 1, 1)[0].canonical_bytes()
-        )
+
+class DivergingHashes(LedgerStore):
+    """A storage whose leaf hashes (PostgreSQL's sha256 of its JSON) are not the domain's."""
+
+    def leaf_inputs_after(
+        self, position: int, limit: int, upto: int | None = None
+    ) -> list[LeafInput]:
+        return [
+            r._replace(leaf_hash=hash_leaf(b"other"))
+            for r in super().leaf_inputs_after(position, limit, upto)
+        ]
 
 
-def test_the_integrator_refuses_bytes_other_than_the_domains(store: SqlStore) -> None:
+@pytest.mark.parametrize("diverging", [DivergingLedger, DivergingHashes])
+def test_the_integrator_refuses_bytes_other_than_the_domains(
+    store: SqlStore, diverging: type[LedgerStore]
+) -> None:
     fill(store, 3)
     with pytest.raises(CanonicalFormError):
-        Integrator(DivergingLedger(store), signer).integrate_batch()
+        Integrator(diverging(store), signer).integrate_batch()
     assert LedgerStore(store).integrated_position() == 0
 
 
@@ -258,6 +280,14 @@ def test_fast_canonical_bytes_are_the_domains(
     fast = ledger.event_bytes_after(recorded.position - 1, 1)[0]
     assert fast.data == recorded.canonical_bytes()
     assert ledger.event_rows(recorded.position, recorded.position)[0][3].encode() == fast.data
+    # The leaf hash the integrator and the audit read (PostgreSQL computes it in the server).
+    leaf_hash = hash_leaf(recorded.canonical_bytes())
+    assert ledger.leaf_inputs_after(recorded.position - 1, 1) == [
+        LeafInput(recorded.position, str(recorded.event_id), leaf_hash, "default")
+    ]
+    assert ledger.event_leaf_hashes(recorded.position, recorded.position) == [
+        ("default", leaf_hash)
+    ]
     assert ledger.canonical_matches_domain(recorded.position) is True
 
 

@@ -181,11 +181,10 @@ def _scan(ledger: LedgerStore, first: int, last: int) -> _Scan:
         # The common case, checked in bulk and reading the least: every position has its event
         # and its leaf (positions are unique, so `count` rows are all of them), with the same
         # tenant and leaf hash. The hash covers the event's id and position (in its JSON).
-        events = ledger.event_json(first, last)
+        events = ledger.event_leaf_hashes(first, last)
         leaves = ledger.leaf_hashes(first, last)
         if len(events) == count == len(leaves):
-            sha256, prefix = _sha256, LEAF_PREFIX
-            hashes = [sha256(prefix + data.encode()).digest() for _, data in events]
+            hashes = [digest for _, digest in events]
             tenants = [tenant for tenant, _ in events]
             if hashes == [leaf[2] for leaf in leaves] and tenants == [leaf[0] for leaf in leaves]:
                 indexes = [leaf[1] for leaf in leaves]

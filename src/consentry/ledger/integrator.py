@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from consentry.ledger.checkpoint import Checkpoint, SigningKey, sign_checkpoint
-from consentry.ledger.hasher import hash_leaf
 from consentry.ledger.tree import append_leaves, root
 from consentry.storage.base import StoreUnavailableError
 from consentry.storage.ledger_store import LeafInput, LedgerConflictError, LedgerStore, LedgerWriter
@@ -94,7 +93,16 @@ class Integrator:
         """The events after `offset` (up to `head`), hashed and grouped by tenant."""
         if head <= offset:
             return None
-        rows = self.ledger.event_bytes_after(offset, self.batch_size, upto=head)
+        # Bounded on both sides: a range of the primary key, which every planner answers with
+        # an index scan, whatever its statistics say (with `position > ? ... LIMIT` only, a
+        # PostgreSQL that had not yet analyzed a freshly loaded log sorted it on disk: 2x).
+        # Positions are gapless, so the range holds the whole batch; if events were deleted out
+        # of band it may hold none, and the open-ended read finds what follows the hole.
+        rows = self.ledger.leaf_inputs_after(
+            offset, self.batch_size, upto=min(head, offset + self.batch_size)
+        )
+        if not rows and head > offset + self.batch_size:
+            rows = self.ledger.leaf_inputs_after(offset, self.batch_size, upto=head)
         if not rows:
             return None
         self._self_check(rows[0].position)
@@ -107,9 +115,10 @@ class Integrator:
             )
         groups: dict[str, list[LeafInput]] = {}
         for row in rows:
-            groups.setdefault(row.tenant, []).append(
-                LeafInput(row.position, row.event_id, hash_leaf(row.data))
-            )
+            group = groups.get(row.tenant)
+            if group is None:
+                group = groups[row.tenant] = []
+            group.append(row)
         return _Batch(offset, rows[-1].position, len(rows), groups)
 
     def _write(self, batch: _Batch) -> int:
@@ -166,12 +175,31 @@ class Integrator:
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
         """Integrate everything committed so far and sign every pending checkpoint.
 
-        A backlog is read one batch ahead in a second thread: reading and hashing the next
-        batch overlaps writing this one (both mostly in the database, outside the GIL).
+        On PostgreSQL a backlog is read one batch ahead in a second thread: the server writes
+        and hashes the next batch's canonical JSON (in its own process) while this one appends.
+        On SQLite both halves run in this process and hold its GIL: a reader thread only adds
+        contention (measured: 104k leaves/s with it, 148k without), so batches alternate.
         """
         self._start()
         total = 0
-        head = self.ledger.store.head()
+        if self.ledger.postgres:
+            total += self._catch_up_reading_ahead(self.ledger.store.head(), progress)
+        while True:  # what was committed while catching up
+            try:
+                done = self.integrate_batch()
+            except LedgerConflictError:
+                continue
+            if not done:
+                break
+            total += done
+            if progress is not None:
+                progress(done)
+        self.flush_checkpoints(force=True)
+        return total
+
+    # internals ------------------------------------------------------------------------------
+    def _catch_up_reading_ahead(self, head: int, progress: Callable[[int], None] | None) -> int:
+        total = 0
         with ThreadPoolExecutor(1, thread_name_prefix="consentry-ledger-read") as reader:
             offset = self.ledger.integrated_position()
             ahead = reader.submit(self._read, offset, head)
@@ -196,20 +224,8 @@ class Integrator:
                 total += done
                 if progress is not None:
                     progress(done)
-        while True:  # what was committed while catching up
-            try:
-                done = self.integrate_batch()
-            except LedgerConflictError:
-                continue
-            if not done:
-                break
-            total += done
-            if progress is not None:
-                progress(done)
-        self.flush_checkpoints(force=True)
         return total
 
-    # internals ------------------------------------------------------------------------------
     def _start(self) -> None:
         """On first use: find trees that grew past their last stored checkpoint (a restart)."""
         if self._started:
