@@ -16,13 +16,15 @@ What makes the integrator crash-safe and fork-proof lives here:
   Writers are also serialized up front (SQLite's single writer; a PostgreSQL advisory lock,
   not the log's own lock, so recording never waits for the integrator).
 
-Reading events for hashing goes through `event_bytes_after`, which has the database write each
-event's canonical JSON (SQLite's json_object, PostgreSQL's row_to_json, both compact, keys in the
-order given, strings escaped exactly as Python's json does), so that a leaf costs a few
-microseconds instead of the ~35 µs of RecordedEvent.canonical_bytes() in pure Python. The bytes
-must be identical to the domain's: the keys are taken from RecordedEvent.to_dict() itself,
-`canonical_matches_domain` compares the two on a real row (the integrator does so when it starts
-and every minute), and tests compare them on arbitrary text on both backends.
+Reading events for hashing goes through `leaf_inputs_after` (and `event_bytes_after`, its
+bytes), which has the database write each event's canonical JSON (SQLite's json_object,
+PostgreSQL's row_to_json, both compact, keys in the order given, strings escaped exactly as
+Python's json does), so that a leaf costs a few microseconds instead of the ~35 µs of
+RecordedEvent.canonical_bytes() in pure Python; PostgreSQL also hashes it (pg_catalog.sha256),
+so that 32 bytes a row cross the connection. The bytes and hashes must be identical to the
+domain's: the keys are taken from RecordedEvent.to_dict() itself, `canonical_matches_domain`
+compares both on a real row (the integrator does so when it starts and every minute), and tests
+compare them on arbitrary text on both backends.
 """
 
 from __future__ import annotations
