@@ -254,12 +254,7 @@ class LedgerStore:
         self, position: int, limit: int, upto: int | None = None
     ) -> list[EventBytes]:
         """Committed events with position > `position` (and <= `upto`), in order, as bytes."""
-        where = "position > ?"
-        params: list[Any] = [position]
-        if upto is not None:
-            where += " AND position <= ?"
-            params.append(upto)
-        rows = self._event_rows(f"{where} ORDER BY position LIMIT ?", [*params, limit])
+        rows = self._event_rows(*_after(position, limit, upto))
         return [EventBytes(p, t, e, data.encode()) for p, t, e, data in rows]
 
     def leaf_inputs_after(
@@ -271,13 +266,7 @@ class LedgerStore:
         The leaf hash is RFC 9162's of the same canonical bytes as `event_bytes_after`, computed
         by PostgreSQL itself there (the integrator's self-check compares it with the domain's).
         """
-        where = "position > ?"
-        params: list[Any] = [position]
-        if upto is not None:
-            where += " AND position <= ?"
-            params.append(upto)
-        where += " ORDER BY position LIMIT ?"
-        params.append(limit)
+        where, params = _after(position, limit, upto)
         if self._leaf_hash is not None:
             rows = self._hash_rows(f"{self._full}, {self._leaf_hash}", where, params)
             return [LeafInput(p, e, h, t) for p, t, e, h in rows]
@@ -641,6 +630,13 @@ class LedgerWriter:
             ),
             (LEDGER_OFFSET, position, self.ledger.store._ts_in(utcnow())),
         )
+
+
+def _after(position: int, limit: int, upto: int | None) -> tuple[str, list[Any]]:
+    """The WHERE of "the first `limit` events after `position` (up to `upto`)", in order."""
+    if upto is None:
+        return "position > ? ORDER BY position LIMIT ?", [position, limit]
+    return "position > ? AND position <= ? ORDER BY position LIMIT ?", [position, upto, limit]
 
 
 def _integrated(cur: Cursor) -> int:
