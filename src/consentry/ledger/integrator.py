@@ -115,10 +115,7 @@ class Integrator:
             )
         groups: dict[str, list[LeafInput]] = {}
         for row in rows:
-            group = groups.get(row.tenant)
-            if group is None:
-                group = groups[row.tenant] = []
-            group.append(row)
+            groups.setdefault(row.tenant, []).append(row)
         return _Batch(offset, rows[-1].position, len(rows), groups)
 
     def _write(self, batch: _Batch) -> int:
