@@ -19,19 +19,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from consentry.signals.gpp.codec import GPPString, decode, decode_section, encode
-from consentry.signals.gpp.codec import encode_section, section_ids
-from consentry.signals.gpp.encoding import GPPStringError, Padding, fibonacci_decode
-from consentry.signals.gpp.encoding import fibonacci_encode
-from consentry.signals.gpp.fields import RangeEntry, Section
-from consentry.signals.gpp.registry import SECTION_NAMES, SECTIONS, SECTIONS_BY_ID
-from consentry.signals.gpp.registry import SECTIONS_BY_NAME, SectionType
+from consentry.signals.gpp.codec import (
+    GPPString,
+    decode,
+    decode_section,
+    encode,
+    encode_section,
+    section_ids,
+)
+from consentry.signals.gpp.encoding import (
+    GPPStringError,
+    Padding,
+    fibonacci_decode,
+    fibonacci_encode,
+)
+from consentry.signals.gpp.fields import RangeEntry
+from consentry.signals.gpp.model import Section
+from consentry.signals.gpp.registry import (
+    SECTION_NAMES,
+    SECTIONS,
+    SECTIONS_BY_ID,
+    SECTIONS_BY_NAME,
+    SectionType,
+)
 from consentry.signals.gpp.tcfca import TcfCaV1
 from consentry.signals.gpp.tcfeu import tcfeuv2_fields, tcfeuv2_from_fields
 from consentry.signals.gpp.us import SubSection, UsSection, decode_us, encode_us
-from consentry.signals.gpp.us_states import US_SECTIONS, UsCa, UsCo, UsCt, UsDe, UsFl, UsIa
-from consentry.signals.gpp.us_states import UsIn, UsKy, UsMd, UsMn, UsMt, UsNat, UsNe, UsNh
-from consentry.signals.gpp.us_states import UsNj, UsOr, UsRi, UsTn, UsTx, UsUt, UsVa
+from consentry.signals.gpp.us_states import (
+    US_SECTIONS,
+    UsCa,
+    UsCo,
+    UsCt,
+    UsDe,
+    UsFl,
+    UsIa,
+    UsIn,
+    UsKy,
+    UsMd,
+    UsMn,
+    UsMt,
+    UsNat,
+    UsNe,
+    UsNh,
+    UsNj,
+    UsOr,
+    UsRi,
+    UsTn,
+    UsTx,
+    UsUt,
+    UsVa,
+)
 from consentry.signals.gpp.uspv1 import UspV1
 
 __all__ = [
@@ -40,9 +77,9 @@ __all__ = [
     "SECTIONS_BY_NAME",
     "SECTION_NAMES",
     "TCFEUV2_ID",
-    "US_SECTIONS",
     "USNAT_ID",
     "USPV1_ID",
+    "US_SECTIONS",
     "GPPString",
     "GPPStringError",
     "Padding",
@@ -99,7 +136,9 @@ def decode_usnat(text: str, *, strict: bool = True) -> UsNat:
     return decode_us(UsNat, text, strict=strict)
 
 
-def encode_usnat(section: UsNat, *, strict: bool = True, padding: Padding = Padding.REFERENCE) -> str:
+def encode_usnat(
+    section: UsNat, *, strict: bool = True, padding: Padding = Padding.REFERENCE
+) -> str:
     """One usnat section body, core plus GPC sub-section."""
     return encode_us(section, strict=strict, padding=padding)
 

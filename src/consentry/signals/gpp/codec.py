@@ -18,9 +18,29 @@ from consentry.signals.gpp.header import HEADER_ID, decode_header, encode_header
 from consentry.signals.gpp.registry import SECTION_NAMES, SECTIONS, SECTIONS_BY_ID, SectionType
 from consentry.signals.gpp.tcfca import TcfCaV1
 from consentry.signals.gpp.us import UsSection
-from consentry.signals.gpp.us_states import UsCa, UsCo, UsCt, UsDe, UsFl, UsIa, UsIn, UsKy
-from consentry.signals.gpp.us_states import UsMd, UsMn, UsMt, UsNat, UsNe, UsNh, UsNj, UsOr
-from consentry.signals.gpp.us_states import UsRi, UsTn, UsTx, UsUt, UsVa
+from consentry.signals.gpp.us_states import (
+    UsCa,
+    UsCo,
+    UsCt,
+    UsDe,
+    UsFl,
+    UsIa,
+    UsIn,
+    UsKy,
+    UsMd,
+    UsMn,
+    UsMt,
+    UsNat,
+    UsNe,
+    UsNh,
+    UsNj,
+    UsOr,
+    UsRi,
+    UsTn,
+    UsTx,
+    UsUt,
+    UsVa,
+)
 from consentry.signals.gpp.uspv1 import UspV1
 
 __all__ = ["GPPString", "decode", "decode_section", "encode", "encode_section", "section_ids"]
@@ -108,9 +128,7 @@ class GPPString:
 assert {f.name for f in fields(GPPString)} == {r.name for r in SECTIONS} | {"unknown_sections"}
 
 
-def encode_section(
-    model: Any, *, strict: bool = True, padding: Padding = Padding.REFERENCE
-) -> str:
+def encode_section(model: Any, *, strict: bool = True, padding: Padding = Padding.REFERENCE) -> str:
     """One section body (``__gpp('getSection')`` form) for any supported model."""
     for row in SECTIONS:
         if type(model) is row.model:

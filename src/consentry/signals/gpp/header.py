@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from consentry.signals.bits import BitError, BitReader, BitWriter, base64url_to_bits
 from consentry.signals.bits import bits_to_base64url as _to_base64url
-from consentry.signals.gpp.encoding import GPPStringError, Padding
-from consentry.signals.gpp.encoding import read_fibonacci_range, write_fibonacci_range
+from consentry.signals.gpp.encoding import (
+    GPPStringError,
+    Padding,
+    read_fibonacci_range,
+    write_fibonacci_range,
+)
 
 __all__ = ["HEADER_ID", "HEADER_TYPE", "HEADER_VERSION", "decode_header", "encode_header"]
 

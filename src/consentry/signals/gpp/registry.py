@@ -17,8 +17,12 @@ from typing import Any
 from consentry.signals import tcf
 from consentry.signals.gpp.encoding import Padding
 from consentry.signals.gpp.tcfca import TcfCaV1, decode_tcfca, encode_tcfca
-from consentry.signals.gpp.tcfeu import decode_tcfeu, encode_tcfeu, tcfeuv2_fields
-from consentry.signals.gpp.tcfeu import tcfeuv2_from_fields
+from consentry.signals.gpp.tcfeu import (
+    decode_tcfeu,
+    encode_tcfeu,
+    tcfeuv2_fields,
+    tcfeuv2_from_fields,
+)
 from consentry.signals.gpp.us import UsSection, decode_us, encode_us
 from consentry.signals.gpp.us_states import US_SECTIONS
 from consentry.signals.gpp.uspv1 import UspV1
@@ -45,7 +49,9 @@ def _uspv1_decode(text: str, *, strict: bool = True) -> UspV1:
     return UspV1.parse(text)
 
 
-def _uspv1_encode(model: UspV1, *, strict: bool = True, padding: Padding = Padding.REFERENCE) -> str:
+def _uspv1_encode(
+    model: UspV1, *, strict: bool = True, padding: Padding = Padding.REFERENCE
+) -> str:
     return str(model)
 
 
@@ -64,12 +70,21 @@ def _us_row(cls: type[UsSection]) -> SectionType:
 
 #: Every supported section, in id order (the order sections take in a string).
 SECTIONS: tuple[SectionType, ...] = (
-    SectionType(2, "tcfeuv2", tcf.TCModel, decode_tcfeu, encode_tcfeu, tcfeuv2_fields,
-                tcfeuv2_from_fields),
-    SectionType(5, "tcfcav1", TcfCaV1, decode_tcfca, encode_tcfca, TcfCaV1.to_dict,
-                TcfCaV1.from_dict),
-    SectionType(6, "uspv1", UspV1, _uspv1_decode, _uspv1_encode, UspV1.to_dict,
-                lambda data: UspV1(**dict(data))),
+    SectionType(
+        2, "tcfeuv2", tcf.TCModel, decode_tcfeu, encode_tcfeu, tcfeuv2_fields, tcfeuv2_from_fields
+    ),
+    SectionType(
+        5, "tcfcav1", TcfCaV1, decode_tcfca, encode_tcfca, TcfCaV1.to_dict, TcfCaV1.from_dict
+    ),
+    SectionType(
+        6,
+        "uspv1",
+        UspV1,
+        _uspv1_decode,
+        _uspv1_encode,
+        UspV1.to_dict,
+        lambda data: UspV1(**dict(data)),
+    ),
     *(_us_row(cls) for cls in US_SECTIONS),
 )
 SECTIONS_BY_ID: Mapping[int, SectionType] = MappingProxyType({s.id: s for s in SECTIONS})
@@ -77,6 +92,14 @@ SECTIONS_BY_NAME: Mapping[str, SectionType] = MappingProxyType({s.name: s for s 
 
 #: Section ids registered in the specification's ``Section Information.md``.
 SECTION_NAMES: Mapping[int, str] = MappingProxyType(
-    dict(sorted({1: "tcfeuv1", 3: "gpp header", 4: "signal integrity",
-                 **{s.id: s.name for s in SECTIONS}}.items()))
+    dict(
+        sorted(
+            {
+                1: "tcfeuv1",
+                3: "gpp header",
+                4: "signal integrity",
+                **{s.id: s.name for s in SECTIONS},
+            }.items()
+        )
+    )
 )

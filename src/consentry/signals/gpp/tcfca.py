@@ -16,9 +16,20 @@ from typing import Any
 from consentry.signals.bits import BitError, BitReader, BitWriter, base64url_to_bits
 from consentry.signals.bits import bits_to_base64url as _to_base64url
 from consentry.signals.gpp.encoding import GPPStringError, Padding
-from consentry.signals.gpp.fields import Bitfield, Bool, Datetime, FlexBitfield, Int, Kind
-from consentry.signals.gpp.fields import Letters, OptimizedRange, RangeArray, Section
-from consentry.signals.gpp.fields import read_segment, write_segment
+from consentry.signals.gpp.fields import (
+    Bitfield,
+    Bool,
+    Datetime,
+    FlexBitfield,
+    Int,
+    Kind,
+    Letters,
+    OptimizedRange,
+    RangeArray,
+    read_segment,
+    write_segment,
+)
+from consentry.signals.gpp.model import Section
 
 __all__ = ["TcfCaV1", "decode_tcfca", "encode_tcfca"]
 
@@ -74,8 +85,10 @@ def _read_core(bits: str, kinds: Mapping[str, Kind]) -> dict[str, Any]:
     reader = BitReader(bits)
     values: dict[str, Any] = {}
     read_segment(reader, _CORE_NAMES[:-1], kinds, values)
-    values[_OPTIONAL_TAIL] = () if reader.remaining < 12 else (
-        kinds[_OPTIONAL_TAIL].read(reader, _OPTIONAL_TAIL, values)
+    values[_OPTIONAL_TAIL] = (
+        ()
+        if reader.remaining < 12
+        else (kinds[_OPTIONAL_TAIL].read(reader, _OPTIONAL_TAIL, values))
     )
     return values
 

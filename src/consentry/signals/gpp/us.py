@@ -17,8 +17,15 @@ from typing import Any, ClassVar, TypeVar
 from consentry.signals.bits import BitError, BitReader, BitWriter, base64url_to_bits
 from consentry.signals.bits import bits_to_base64url as _to_base64url
 from consentry.signals.gpp.encoding import GPPStringError, Padding
-from consentry.signals.gpp.fields import Bool, Int, IntList, Kind, Section, read_segment
-from consentry.signals.gpp.fields import write_segment
+from consentry.signals.gpp.fields import (
+    Bool,
+    Int,
+    IntList,
+    Kind,
+    read_segment,
+    write_segment,
+)
+from consentry.signals.gpp.model import Section
 
 __all__ = ["SubSection", "UsSection", "decode_us", "encode_us", "us_layout"]
 
@@ -123,7 +130,9 @@ def decode_us(cls: type[S], text: str, *, strict: bool = True) -> S:
     return section
 
 
-def encode_us(section: UsSection, *, strict: bool = True, padding: Padding = Padding.REFERENCE) -> str:
+def encode_us(
+    section: UsSection, *, strict: bool = True, padding: Padding = Padding.REFERENCE
+) -> str:
     """Encode one section body (core plus the optional sub-section), e.g. for ``getSection``.
 
     ``strict`` refuses values the specification leaves undefined (3 in a 2-bit flag, an

@@ -51,11 +51,15 @@ _USNAT_HEAD = (
 
 def _state(sensitive: int, children: int, additional: bool = True) -> str:
     """The common layout of the 2024 state sections (FL, MT, OR, TX, DE, NE, NH, NJ, TN, MN)."""
-    child = f"KnownChildSensitiveDataConsents*{children}" if children else (
-        "KnownChildSensitiveDataConsents"
+    child = (
+        f"KnownChildSensitiveDataConsents*{children}"
+        if children
+        else ("KnownChildSensitiveDataConsents")
     )
     extra = " AdditionalDataProcessingConsent" if additional else ""
-    return f"Version {_NOTICES} {_OPT_OUTS} SensitiveDataProcessing*{sensitive} {child}{extra} {_MSPA}"
+    return (
+        f"Version {_NOTICES} {_OPT_OUTS} SensitiveDataProcessing*{sensitive} {child}{extra} {_MSPA}"
+    )
 
 
 class UsNat(UsSection):
@@ -77,43 +81,63 @@ class UsNat(UsSection):
 class UsCa(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION = 8, "usca", "US-CA"
-    VERSIONS = {1: us_layout(
-        "Version SaleOptOutNotice SharingOptOutNotice SensitiveDataLimitUseNotice SaleOptOut"
-        " SharingOptOut SensitiveDataProcessing*9 KnownChildSensitiveDataConsents*2"
-        f" PersonalDataConsents {_MSPA}", GPC)}
+    VERSIONS = {
+        1: us_layout(
+            "Version SaleOptOutNotice SharingOptOutNotice SensitiveDataLimitUseNotice SaleOptOut"
+            " SharingOptOut SensitiveDataProcessing*9 KnownChildSensitiveDataConsents*2"
+            f" PersonalDataConsents {_MSPA}",
+            GPC,
+        )
+    }
 
 
 class UsVa(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION, SUBSECTION = 9, "usva", "US-VA", None
-    VERSIONS = {1: us_layout(
-        "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
-        f" {_OPT_OUTS} SensitiveDataProcessing*8 KnownChildSensitiveDataConsents {_MSPA}", None)}
+    VERSIONS = {
+        1: us_layout(
+            "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
+            f" {_OPT_OUTS} SensitiveDataProcessing*8 KnownChildSensitiveDataConsents {_MSPA}",
+            None,
+        )
+    }
 
 
 class UsCo(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION = 10, "usco", "US-CO"
-    VERSIONS = {1: us_layout(
-        "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
-        f" {_OPT_OUTS} SensitiveDataProcessing*7 KnownChildSensitiveDataConsents {_MSPA}", GPC)}
+    VERSIONS = {
+        1: us_layout(
+            "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
+            f" {_OPT_OUTS} SensitiveDataProcessing*7 KnownChildSensitiveDataConsents {_MSPA}",
+            GPC,
+        )
+    }
 
 
 class UsUt(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION, SUBSECTION = 11, "usut", "US-UT", None
-    VERSIONS = {1: us_layout(
-        "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
-        f" SensitiveDataProcessingOptOutNotice {_OPT_OUTS} SensitiveDataProcessing*8"
-        f" KnownChildSensitiveDataConsents {_MSPA}", None)}
+    VERSIONS = {
+        1: us_layout(
+            "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
+            f" SensitiveDataProcessingOptOutNotice {_OPT_OUTS} SensitiveDataProcessing*8"
+            f" KnownChildSensitiveDataConsents {_MSPA}",
+            None,
+        )
+    }
 
 
 class UsCt(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION = 12, "usct", "US-CT"
-    VERSIONS = {1: us_layout(
-        "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
-        f" {_OPT_OUTS} SensitiveDataProcessing*8 KnownChildSensitiveDataConsents*3 {_MSPA}", GPC)}
+    VERSIONS = {
+        1: us_layout(
+            "Version SharingNotice SaleOptOutNotice TargetedAdvertisingOptOutNotice"
+            f" {_OPT_OUTS} SensitiveDataProcessing*8 KnownChildSensitiveDataConsents*3 {_MSPA}",
+            GPC,
+        )
+    }
 
 
 class UsFl(UsSection):
@@ -149,9 +173,13 @@ class UsDe(UsSection):
 class UsIa(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION = 18, "usia", "US-IA"
-    VERSIONS = {1: us_layout(
-        f"Version {_NOTICES} SensitiveDataOptOutNotice {_OPT_OUTS} SensitiveDataProcessing*8"
-        f" KnownChildSensitiveDataConsents {_MSPA}", GPC)}
+    VERSIONS = {
+        1: us_layout(
+            f"Version {_NOTICES} SensitiveDataOptOutNotice {_OPT_OUTS} SensitiveDataProcessing*8"
+            f" KnownChildSensitiveDataConsents {_MSPA}",
+            GPC,
+        )
+    }
 
 
 class UsNe(UsSection):
@@ -194,9 +222,12 @@ class UsIn(UsSection):
     __slots__ = ()
     ID, NAME, JURISDICTION, VERSION_FIELD = 25, "usin", "US-IN", "MspaVersion"
     SUBSECTION = SENSITIVE
-    VERSIONS = {1: us_layout(
-        f"{_MSPA_FIRST} KnownChildSensitiveDataConsents AdditionalDataProcessingConsent",
-        SENSITIVE)}
+    VERSIONS = {
+        1: us_layout(
+            f"{_MSPA_FIRST} KnownChildSensitiveDataConsents AdditionalDataProcessingConsent",
+            SENSITIVE,
+        )
+    }
 
 
 class UsKy(UsSection):
@@ -215,6 +246,25 @@ class UsRi(UsSection):
 
 #: Every US section, usnat first, then the states by section id.
 US_SECTIONS: tuple[type[UsSection], ...] = (
-    UsNat, UsCa, UsVa, UsCo, UsUt, UsCt, UsFl, UsMt, UsOr, UsTx, UsDe, UsIa, UsNe, UsNh, UsNj,
-    UsTn, UsMn, UsMd, UsIn, UsKy, UsRi,
+    UsNat,
+    UsCa,
+    UsVa,
+    UsCo,
+    UsUt,
+    UsCt,
+    UsFl,
+    UsMt,
+    UsOr,
+    UsTx,
+    UsDe,
+    UsIa,
+    UsNe,
+    UsNh,
+    UsNj,
+    UsTn,
+    UsMn,
+    UsMd,
+    UsIn,
+    UsKy,
+    UsRi,
 )
