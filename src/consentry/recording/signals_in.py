@@ -275,6 +275,14 @@ class ImpliedEvents:
     unknown_sections: tuple[int, ...] = ()
     jurisdiction: str | None = None
 
+    def report(self) -> dict[str, Any]:
+        """What the API answers about the string it read."""
+        return {
+            "sections": list(self.sections),
+            "applied_us_sections": list(self.applied),
+            "unknown_sections": list(self.unknown_sections),
+        }
+
 
 def events_from_tc_string(
     tc_string: str,
@@ -388,6 +396,22 @@ def signal_request(
     store: ConsentStore,
 ) -> ConsentRequest:
     """The ConsentRequest a POST /v1/consents with `tc_string` or `gpp_string` stands for."""
+    request, _ = read_signal(
+        body, tenant=tenant, collection=collection, catalog=catalog, store=store
+    )
+    return request
+
+
+def read_signal(
+    body: ConsentBody,
+    *,
+    tenant: str,
+    collection: CollectionStore,
+    catalog: Catalog,
+    store: ConsentStore,
+) -> tuple[ConsentRequest, ImpliedEvents]:
+    """:func:`signal_request`, and what was read: the API reports the sections (and those it
+    could not read) back to the caller."""
     mapping = load_mapping(collection, tenant)
     purposes = catalog.purposes(tenant)
     state = {e.purpose: e for e in store.subject_state(tenant, body.subject)}
@@ -404,4 +428,4 @@ def signal_request(
     events = require_events(implied, what, mapping)
     base = body.to_request(raw_signal=raw)
     where = base.jurisdiction or implied.jurisdiction
-    return replace(base, source=source, events=list(events), jurisdiction=where)
+    return replace(base, source=source, events=list(events), jurisdiction=where), implied
