@@ -4,7 +4,9 @@ section against the library: test_gpp_vectors.py; fuzzing: test_gpp_fuzz.py)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -377,3 +379,12 @@ def test_property_header_ids_round_trip(ids: frozenset[int]) -> None:
     for padding in Padding:
         decoded = gpp.decode(gpp.encode(GPPString(unknown_sections=others), padding=padding))
         assert decoded.section_ids == tuple(sorted(ids))
+
+
+def test_the_gpp_example_in_docs_runs() -> None:
+    """docs/signals.md's GPP example is code, not prose: it must keep running."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "signals.md").read_text("utf-8")
+    section = text[text.index("## GPP (`consentry.signals.gpp`)") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    exec(compile(block.group(1), "docs/signals.md", "exec"), {})
