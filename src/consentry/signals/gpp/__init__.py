@@ -17,8 +17,6 @@ values can be compared with other GPP tooling without a translation table.
 
 from __future__ import annotations
 
-from typing import Any
-
 from consentry.signals.gpp.codec import (
     GPPString,
     decode,
@@ -141,10 +139,3 @@ def encode_usnat(
 ) -> str:
     """One usnat section body, core plus GPC sub-section."""
     return encode_us(section, strict=strict, padding=padding)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-_: Any = None

@@ -46,7 +46,7 @@ from consentry.signals.gpp.uspv1 import UspV1
 __all__ = ["GPPString", "decode", "decode_section", "encode", "encode_section", "section_ids"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class GPPString:
     """A decoded GPP string: one optional model per supported section, plus the sections the
     codec does not know as ``(section_id, text)`` pairs."""
@@ -98,6 +98,12 @@ class GPPString:
             if not isinstance(text, str) or not text or "~" in text:
                 raise GPPStringError(f"unknown section {sid}: {text!r} is not a section body")
         object.__setattr__(self, "unknown_sections", unknown)
+
+    def __repr__(self) -> str:
+        present = [f"{row.name}={model!r}" for row, model in self.sections()]
+        if self.unknown_sections:
+            present.append(f"unknown_sections={self.unknown_sections!r}")
+        return f"GPPString({', '.join(present)})"
 
     def sections(self) -> Iterator[tuple[SectionType, Any]]:
         """The supported sections present, with their registry rows, in id order."""

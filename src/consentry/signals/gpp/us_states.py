@@ -49,16 +49,13 @@ _USNAT_HEAD = (
 )
 
 
-def _state(sensitive: int, children: int, additional: bool = True) -> str:
-    """The common layout of the 2024 state sections (FL, MT, OR, TX, DE, NE, NH, NJ, TN, MN)."""
-    child = (
-        f"KnownChildSensitiveDataConsents*{children}"
-        if children
-        else ("KnownChildSensitiveDataConsents")
-    )
-    extra = " AdditionalDataProcessingConsent" if additional else ""
+def _state(sensitive: int, children: int) -> str:
+    """The common layout of the 2024 state sections (FL, MT, OR, TX, DE, NE, NH, NJ, TN, MN);
+    ``children`` 0 means one 2-bit value rather than a list."""
+    child = "KnownChildSensitiveDataConsents" + (f"*{children}" if children else "")
     return (
-        f"Version {_NOTICES} {_OPT_OUTS} SensitiveDataProcessing*{sensitive} {child}{extra} {_MSPA}"
+        f"Version {_NOTICES} {_OPT_OUTS} SensitiveDataProcessing*{sensitive} {child}"
+        f" AdditionalDataProcessingConsent {_MSPA}"
     )
 
 
