@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     demo: bool = Field(
         True, description="Serve the demo site at /demo (it sets up the `default` tenant's banner)."
     )
+    # The operators' console at /admin (docs/admin.md).
+    admin_session_minutes: int = Field(
+        480,
+        ge=5,
+        le=7 * 24 * 60,
+        description="How long a console session lasts after sign-in (it never extends itself).",
+    )
     # Propagation (docs/events.md) -----------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         None,

@@ -45,7 +45,9 @@ def test_counts_per_day_and_per_purpose(
         PurposeCount("analytics", Action.GIVEN, 2),
         PurposeCount("analytics", Action.WITHDRAWN, 1),
     ]
-    assert reports.purpose_actions("other", LONG_AGO) == [PurposeCount("analytics", Action.GIVEN, 1)]
+    assert reports.purpose_actions("other", LONG_AGO) == [
+        PurposeCount("analytics", Action.GIVEN, 1)
+    ]
     assert reports.daily_actions("nobody", LONG_AGO) == []
 
 
@@ -68,9 +70,7 @@ def test_a_window_starts_at_the_first_position_recorded_since(
     assert reports.daily_actions("default", after) == []
 
 
-def test_consent_holders_count_current_grants(
-    store: SqlStore, new_event: NewEventFactory
-) -> None:
+def test_consent_holders_count_current_grants(store: SqlStore, new_event: NewEventFactory) -> None:
     reports = SqlReports(store)
     store.append(
         "default",
@@ -79,12 +79,14 @@ def test_consent_holders_count_current_grants(
             new_event("bob", "analytics", Action.GIVEN),
             new_event("carol", "analytics", Action.REFUSED),
             new_event("alice", "ads", Action.GIVEN),
+            new_event("dave", "ads", Action.OPTED_IN),
+            new_event("erin", "ads", Action.OPTED_OUT),
         ],
     )
     store.append("default", [new_event("bob", "analytics", Action.WITHDRAWN)])
     assert reports.consent_holders("default", ["analytics", "ads", "email"]) == {
         "analytics": 1,
-        "ads": 1,
+        "ads": 2,
         "email": 0,
     }
     assert reports.consent_holders("default", []) == {}

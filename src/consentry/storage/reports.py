@@ -63,8 +63,8 @@ class Reports(Protocol):
         ...
 
     def consent_holders(self, tenant: str, purposes: Sequence[str]) -> dict[str, int]:
-        """Per purpose, how many subjects' current state is a grant (`given`): the people a
-        material notice change asks to consent again."""
+        """Per purpose, how many subjects' current state is a grant (`given`, or `opted_in`):
+        the people a material change of a notice asks to consent again."""
         ...
 
     def tenants(self) -> list[TenantRow]:
@@ -121,7 +121,8 @@ class SqlReports:
         with s._read() as cur:
             cur.execute(
                 s._sql(
-                    "SELECT purpose, action, COUNT(*) FROM events WHERE tenant = ? AND position >= ?"
+                    "SELECT purpose, action, COUNT(*) FROM events"
+                    " WHERE tenant = ? AND position >= ?"
                     " GROUP BY purpose, action ORDER BY purpose, action"
                 ),
                 (tenant, start),
@@ -140,10 +141,10 @@ class SqlReports:
                 s._sql(
                     "SELECT st.purpose, COUNT(*) FROM state st"
                     " JOIN events e ON e.position = st.position"
-                    f" WHERE st.tenant = ? AND st.purpose IN ({marks}) AND e.action = ?"
+                    f" WHERE st.tenant = ? AND st.purpose IN ({marks}) AND e.action IN (?, ?)"
                     " GROUP BY st.purpose"
                 ),
-                (tenant, *purposes, Action.GIVEN.value),
+                (tenant, *purposes, Action.GIVEN.value, Action.OPTED_IN.value),
             )
             for purpose, count in cur.fetchall():
                 found[purpose] = int(count)
