@@ -128,7 +128,7 @@ def render(
 ) -> HTMLResponse:
     """A console page: the layout with navigation, the notice left by the last redirect, the
     CSRF token for forms, and the security headers."""
-    notice = read_notice(request, who)
+    flash = read_notice(request, who)
     html = ui.render(
         template,
         title=title,
@@ -136,7 +136,7 @@ def render(
         nav=NAV.visible(request, who) if who else [],
         path=request.url.path,
         csrf=who.csrf if who else "",
-        notice=notice,
+        flash=flash,
         **context,
     )
     response = HTMLResponse(html, status, headers=HTML_HEADERS)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request, Response
 
 from consentry.bootstrap import DEFAULT_TENANT
-from consentry.domain.errors import DomainError, ValidationError
+from consentry.domain.errors import ValidationError
 from consentry.keys import PermissionDeniedError
 from consentry.storage.admin_sessions import AdminSessionStore
 from consentry.storage.base import ApiKey, Role
@@ -46,10 +46,8 @@ class SignInRequired(Exception):
     """No valid session: the page redirects to the sign-in form (and back afterwards)."""
 
 
-class FormRefused(DomainError):
+class FormRefused(PermissionDeniedError):
     """A POST without a valid CSRF token, or from another origin."""
-
-    code = "forbidden"
 
 
 def session_hash(session_id: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Literal
 
-_TOKENS = re.compile(r"\s+|[^\s]+")
+_TOKENS = re.compile(r"\s+|\w+|[^\w\s]")  # spaces, words, each punctuation mark
 
 Kind = Literal["same", "added", "removed"]
 
@@ -31,7 +31,7 @@ class TextDiff:
 
 
 def _words(tokens: list[str]) -> int:
-    return sum(1 for t in tokens if not t.isspace())
+    return sum(1 for t in tokens if t[0].isalnum() or t[0] == "_")
 
 
 def diff_text(old: str, new: str) -> TextDiff:
