@@ -25,7 +25,9 @@ def seed(console: Console) -> None:
     """Two purposes, a notice, and decisions of three people."""
     services = console.services
     recorder = services.recorder
-    recorder.add_purpose("default", Purpose("analytics", "Audience measurement", LegalBasis.CONSENT))
+    recorder.add_purpose(
+        "default", Purpose("analytics", "Audience measurement", LegalBasis.CONSENT)
+    )
     recorder.add_purpose("default", Purpose("ads", "Advertising", LegalBasis.CONSENT))
     recorder.add_notice(
         "default",
@@ -308,7 +310,7 @@ def test_the_overview_draws_its_numbers(admin: Console) -> None:
     page = admin.page("/admin?days=7")
     text = page.text
     assert text.count("<svg") == 3 and text.count('role="img"') == 3
-    assert "<title id=\"events-per-day-t\">Events recorded per day</title>" in text
+    assert '<title id="events-per-day-t">Events recorded per day</title>' in text
     today = datetime.now(UTC).date().isoformat()
     assert f'<th scope="row">{today}</th><td>5</td><td>0</td>' in text  # 5 events, 0 withdrawn
     assert f'<th scope="row">{today}</th><td>60 %</td>' in text  # 3 grants of 5 decisions
