@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH = 640
+WIDTH = 720
 FONT = 13
 
 
@@ -37,15 +37,16 @@ class Chart:
     rows: tuple[tuple[str, ...], ...]
 
 
-def nice_ceiling(value: float) -> float:
-    """The axis' top: 1, 2, 2.5 or 5 times a power of ten, at least `value` (and at least 1)."""
-    if value <= 1:
-        return 1.0
-    power = float(10 ** math.floor(math.log10(value)))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return float(step * power)
-    return 10 * power  # pragma: no cover - the loop always returns
+def axis(value: float, ticks: int = 4) -> tuple[float, float]:
+    """The top of an axis at least `value`, and its step: 1, 2 or 5 times a power of ten, whole
+    numbers only (counts), about `ticks` steps."""
+    if value <= 0:
+        return 1.0, 1.0
+    raw = value / ticks
+    power = float(10 ** math.floor(math.log10(raw)))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = max(step, 1.0)
+    return step * math.ceil(value / step), step
 
 
 def _fmt(value: float | None, percent: bool) -> str:
@@ -87,7 +88,7 @@ def line_chart(
     height, left, right, top, bottom = 250, 56, 12, 30, 44
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     known = [v for s in series for v in s.values if v is not None]
-    top_value = 1.0 if percent else nice_ceiling(max(known, default=0.0))
+    top_value, step = (1.0, 0.25) if percent else axis(max(known, default=0.0))
     n = len(labels)
 
     def x(i: int) -> float:
@@ -98,8 +99,8 @@ def line_chart(
 
     parts = _open(chart_id, title, _line_description(title, labels, series, percent), height)
     parts += _legend(series, 16)
-    for k in range(5):
-        value = top_value * k / 4
+    for k in range(round(top_value / step) + 1):
+        value = step * k
         yy = y(value)
         parts.append(
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>'
@@ -109,8 +110,9 @@ def line_chart(
             f"{escape(_fmt(value, percent))}</text>"
         )
     for i in sorted({0, n // 2, n - 1}) if n else ():
+        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
         parts.append(
-            f'<text x="{x(i):.1f}" y="{height - bottom + 18}" text-anchor="middle">'
+            f'<text x="{x(i):.1f}" y="{height - bottom + 18}" text-anchor="{anchor}">'
             f"{escape(labels[i])}</text>"
         )
     for s_index, s in enumerate(series):
@@ -168,11 +170,11 @@ def bar_chart(
     chart_id: str, title: str, categories: Sequence[str], series: Sequence[Series]
 ) -> Chart:
     """Horizontal bars, one group per category (purpose), one bar per series (action)."""
-    left, right, top, bar, gap = 150, 56, 30, 12, 14
+    left, right, top, bar, gap = 176, 56, 30, 12, 14
     group = bar * len(series) + gap
     height = top + group * max(len(categories), 1) + 8
     plot_w = WIDTH - left - right
-    top_value = nice_ceiling(max((v or 0.0 for s in series for v in s.values), default=0.0))
+    top_value, _ = axis(max((v or 0.0 for s in series for v in s.values), default=0.0))
     totals = [sum((s.values[i] or 0.0) for s in series) for i in range(len(categories))]
     description = (
         f"{title}. "
@@ -187,7 +189,7 @@ def bar_chart(
     parts += _legend(series, 16)
     for i, category in enumerate(categories):
         y0 = top + i * group
-        label = category if len(category) <= 20 else category[:19] + "…"
+        label = category if len(category) <= 22 else category[:21] + "…"
         parts.append(
             f'<text x="{left - 8}" y="{y0 + group / 2:.1f}" text-anchor="end">'
             f"{escape(label)}</text>"
