@@ -39,7 +39,8 @@ AXE_RUN = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
   return result.violations
     .filter(v => v.impact === 'serious' || v.impact === 'critical')
-    .map(v => `${v.id} (${v.impact}): ${v.help} -> ${v.nodes.map(n => n.target.join(' ')).join(', ')}`);
+    .map(v => `${v.id} (${v.impact}): ${v.help} -> `
+      + v.nodes.map(n => n.target.join(' ')).join(', '));
 }"""
 
 

@@ -1,4 +1,4 @@
-"""The console's pure helpers: SVG charts (ui/admin/charts.py) and notice diffs (ui/admin/diff.py)."""
+"""The console's pure helpers: SVG charts (ui/admin/charts.py), notice diffs (ui/admin/diff.py)."""
 
 from __future__ import annotations
 
