@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
 from consentry import keys
 from consentry.api.admin.console import HTML_HEADERS, NAV, NavItem, admin_router, redirect, render
 from consentry.api.admin.session import Principal, Submission, submission, viewer
-from consentry.domain.errors import NotFoundError
+from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.keys import IssuedKey, create_key
 from consentry.services import Services
 from consentry.storage.base import ApiKey, Role
 from consentry.storage.reports import Reports
+from consentry.storage.sql import utcnow
 
 router = admin_router()
 NAV.add(NavItem("keys", "API keys", "/admin/keys", "Access", 40, role=Role.ADMIN))
@@ -60,6 +62,20 @@ def _revoke_key() -> Callable[..., ApiKey] | None:
     return found
 
 
+def _rotate_key() -> Callable[..., Any] | None:
+    """Key rotation (keys.rotate_key), where this Consentry has it."""
+    found: Callable[..., Any] | None = getattr(keys, "rotate_key", None)
+    return found
+
+
+GRACE_CHOICES = {
+    "0": "None: the old key stops at once",
+    "3600": "1 hour",
+    "86400": "1 day",
+    "604800": "7 days",
+}
+
+
 def _keys_page(
     request: Request, who: Principal, *, issued: IssuedKey | None = None, error: str | None = None
 ) -> Response:
@@ -77,6 +93,8 @@ def _keys_page(
         issued=issued,
         error=error,
         can_revoke=_revoke_key() is not None,
+        can_rotate=_rotate_key() is not None,
+        now=utcnow(),
         status=201 if issued else (422 if error else 200),
     )
 
@@ -143,13 +161,61 @@ def revoke(request: Request, key_id: str, form: KeysEditor) -> Response:
     revoke_key(
         _services(request).store, form.who.tenant, key.key_id, revoked_by=form.who.key.key_id
     )
+    _forget_cached_keys(request)
+    if key.key_id == form.who.key.key_id:
+        return Response(status_code=303, headers={**HTML_HEADERS, "Location": "/admin/sign-in"})
+    return redirect(request, form.who, "/admin/keys", f"Key {key.key_id} is revoked.")
+
+
+@router.get("/admin/keys/{key_id}/rotate")
+def confirm_rotate(request: Request, key_id: str, who: KeysViewer) -> Response:
+    key = _key(request, who, key_id)
+    if _rotate_key() is None:
+        raise NotFoundError("this Consentry cannot rotate keys yet")
+    return render(
+        request,
+        who,
+        "admin/confirm.html",
+        title=f"Rotate key {key.key_id}?",
+        consequences=[
+            f"A new {key.role.value} key with the same label is created and shown to you once.",
+            f"The key {key.key_id} keeps working during the grace period you choose, then stops"
+            " on every server: give the new key to the systems that use it before then.",
+        ],
+        choices=("grace_seconds", "Grace period", GRACE_CHOICES),
+        action=f"/admin/keys/{key.key_id}/rotate",
+        button="Rotate this key",
+        cancel="/admin/keys",
+        danger=False,
+    )
+
+
+@router.post("/admin/keys/{key_id}/rotate")
+def rotate(request: Request, key_id: str, form: KeysEditor) -> Response:
+    rotate_key = _rotate_key()
+    if rotate_key is None:
+        raise NotFoundError("this Consentry cannot rotate keys yet")
+    grace = form.get("grace_seconds", "0")
+    if grace not in GRACE_CHOICES:
+        raise ValidationError("choose one of the grace periods offered")
+    key = _key(request, form.who, key_id)
+    rotated = rotate_key(
+        _services(request).store,
+        form.who.tenant,
+        key.key_id,
+        grace=timedelta(seconds=int(grace)),
+        revoked_by=form.who.key.key_id,
+    )
+    _forget_cached_keys(request)
+    return _keys_page(request, form.who, issued=rotated.issued)
+
+
+def _forget_cached_keys(request: Request) -> None:
+    """This process changed a key: its key cache reads the revocations again at once."""
     cache = getattr(request.app.state, "key_cache", None)
     invalidate = getattr(cache, "invalidate", None)
     if callable(invalidate):
         invalidate()
-    if key.key_id == form.who.key.key_id:
-        return Response(status_code=303, headers={**HTML_HEADERS, "Location": "/admin/sign-in"})
-    return redirect(request, form.who, "/admin/keys", f"Key {key.key_id} is revoked.")
 
 
 # Tenants ----------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from fastapi import Query, Request, Response
 from consentry.api.admin.console import NAV, NavItem, admin_router, render
 from consentry.api.admin.session import Viewer
 from consentry.domain.events import Action
+from consentry.propagation.dead_letters import dead_letters_waiting
+from consentry.propagation.kafka import client_config
 from consentry.propagation.lag import relay_backlog_seconds
 from consentry.propagation.relay import relay_name
 from consentry.services import Services
@@ -109,6 +111,16 @@ def propagation_status(services: Services) -> Propagation:
     )
 
 
+def dead_letters(services: Services) -> int | None:
+    """Dead letters not replayed yet; None without Kafka or when the broker does not answer."""
+    settings = services.settings
+    if not settings.kafka_bootstrap_servers:
+        return None
+    return dead_letters_waiting(
+        client_config(settings), settings.kafka_dead_letter_topic, timeout=1.5
+    )
+
+
 def ledger_status(services: Services, tenant: str) -> LedgerStatus:
     ledger = services.ledger.ledger
     return LedgerStatus(
@@ -147,7 +159,7 @@ def overview(
         charts=[events, opt_in, per_purpose],
         propagation=propagation_status(services),
         ledger=ledger_status(services, who.tenant),
-        dead_letters=None,
+        dead_letters=dead_letters(services),
         head=services.store.head(),
         now=now,
     )

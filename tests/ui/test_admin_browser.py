@@ -26,13 +26,11 @@ from consentry.domain.purposes import LegalBasis, Purpose
 from consentry.keys import create_key
 from consentry.recording.service import ConsentRequest, EventRequest
 from consentry.storage.base import Role
-from tests.ui.conftest import LiveServer, browser_context, live_server, playwright_driver
-
-__all__ = ["browser_context", "live_server", "playwright_driver"]  # the fixtures used here
+from tests.ui.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "admin" / "vendor" / "axe-core" / "axe.min.js"
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 WIDTHS = {"desktop": (1280, 860), "phone": (390, 844)}
 AXE_RUN = """async () => {
