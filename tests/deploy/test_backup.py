@@ -13,10 +13,12 @@ run as written, with the variables the doc names pointing at databases of this t
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -48,10 +50,12 @@ def doc_block(name: str) -> str:
 
 def run_block(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     script = doc_block(name)
+    environment = clean_env(**env)  # `consentry` and `python3` of this interpreter come first
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env=clean_env(**env),
+        env=environment,
         capture_output=True,
         text=True,
         timeout=300,
