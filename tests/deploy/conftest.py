@@ -23,6 +23,13 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def load_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (compose, AsyncAPI, Prometheus)."""
+    data = load_yaml(path)
+    assert isinstance(data, dict), f"{path.name}: the top level is not a mapping"
+    return data
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

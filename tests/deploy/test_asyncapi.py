@@ -38,7 +38,7 @@ from consentry.propagation.commands import (
 )
 from consentry.propagation.envelope import encode, from_cloudevent
 from consentry.recording.schema import ConsentBody, EventBody, EvidenceBody, NoticeRef
-from tests.deploy.conftest import ROOT, load_yaml
+from tests.deploy.conftest import ROOT, load_mapping
 
 DOC_PATH = ROOT / "docs" / "asyncapi.yaml"
 DOC_URI = DOC_PATH.as_uri()
@@ -48,9 +48,7 @@ ASYNCAPI_SCHEMA = Path(__file__).parent / "schemas" / "asyncapi-3.0.0.schema.jso
 
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
-    data = load_yaml(DOC_PATH)
-    assert isinstance(data, dict)
-    return data
+    return load_mapping(DOC_PATH)
 
 
 @pytest.fixture(scope="module")

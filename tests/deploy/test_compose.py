@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from consentry.config import Settings
-from tests.deploy.conftest import DEPLOY, ROOT, check_cli_args, load_yaml
+from tests.deploy.conftest import DEPLOY, ROOT, check_cli_args, load_mapping
 
 COMPOSE = ROOT / "compose.yaml"
 APP_SERVICES = ("migrate", "api", "relay", "integrator", "commands")
@@ -50,9 +50,7 @@ def interpolate(value: Any, variables: dict[str, str]) -> Any:
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    data = load_yaml(COMPOSE)
-    assert isinstance(data, dict)
-    return data
+    return load_mapping(COMPOSE)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +168,7 @@ def test_the_api_and_the_integrator_share_the_signing_keys(compose: dict[str, An
 
 def test_prometheus_scrapes_what_the_services_expose(compose: dict[str, Any]) -> None:
     found = services(compose)
-    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    config = load_mapping(DEPLOY / "prometheus" / "prometheus.yml")
     targets = {
         job["job_name"]: job["static_configs"][0]["targets"][0]
         for job in config["scrape_configs"]
