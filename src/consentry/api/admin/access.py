@@ -16,7 +16,15 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 
 from consentry import keys
-from consentry.api.admin.console import HTML_HEADERS, NAV, NavItem, admin_router, redirect, render
+from consentry.api.admin.console import (
+    HTML_HEADERS,
+    NAV,
+    NavItem,
+    admin_router,
+    confirm,
+    redirect,
+    render,
+)
 from consentry.api.admin.session import Principal, Submission, submission, viewer
 from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.keys import IssuedKey, create_key
@@ -139,10 +147,9 @@ def confirm_revoke(request: Request, key_id: str, who: KeysViewer) -> Response:
     ]
     if key.key_id == who.key.key_id:
         consequences.append("It is the key you signed in with: you will be signed out.")
-    return render(
+    return confirm(
         request,
         who,
-        "admin/confirm.html",
         title=f"Revoke key {key.key_id}?",
         consequences=consequences,
         action=f"/admin/keys/{key.key_id}/revoke",
@@ -172,10 +179,9 @@ def confirm_rotate(request: Request, key_id: str, who: KeysViewer) -> Response:
     key = _key(request, who, key_id)
     if _rotate_key() is None:
         raise NotFoundError("this Consentry cannot rotate keys yet")
-    return render(
+    return confirm(
         request,
         who,
-        "admin/confirm.html",
         title=f"Rotate key {key.key_id}?",
         consequences=[
             f"A new {key.role.value} key with the same label is created and shown to you once.",

@@ -145,6 +145,35 @@ def render(
     return response
 
 
+def confirm(
+    request: Request,
+    who: Principal,
+    *,
+    title: str,
+    consequences: list[str],
+    action: str,
+    button: str,
+    cancel: str,
+    danger: bool = True,
+    choices: tuple[str, str, dict[str, str]] | None = None,
+) -> HTMLResponse:
+    """A page that says what will happen and asks for the go-ahead: a POST to `action` (with
+    the CSRF token, and `choices` as radio buttons: field name, legend, {value: text})."""
+    extra: dict[str, Any] = {"choices": choices} if choices else {}
+    return render(
+        request,
+        who,
+        "admin/confirm.html",
+        title=title,
+        consequences=consequences,
+        action=action,
+        button=button,
+        cancel=cancel,
+        danger=danger,
+        **extra,
+    )
+
+
 def redirect(request: Request, who: Principal, to: str, notice: str | None = None) -> Response:
     """After a change: 303 to `to`, which shows `notice` once."""
     response = RedirectResponse(to, status_code=303, headers=HTML_HEADERS)
