@@ -182,7 +182,7 @@ def jurisdiction_code(value: str) -> str | None:
     ASCII only: a D followed by a Cyrillic IE (U+0415), or a full-width D E (U+FF24 U+FF25),
     looks like a country and is not one (and str.upper() turns the ligature U+FB00 into "FF").
     """
-    if not value.isascii():
+    if not (value.isascii() and value.isprintable()):
         return None
     code = normalize_jurisdiction(value)
     return code if _JURISDICTION.fullmatch(code) else None
