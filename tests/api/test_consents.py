@@ -284,17 +284,7 @@ def _catalogue(api: ApiClient) -> None:
     api.purpose("email", lifetime_days=30)
     api.purpose("ads")
     for version in (1, 2):
-        r = api.client.post(
-            "/v1/notices",
-            json={
-                "id": "privacy",
-                "version": version,
-                "text": f"v{version}",
-                "purposes": ["email", "ads"],
-                "published_at": f"2025-0{version}-01T00:00:00Z",
-            },
-        )
-        assert r.status_code == 201, r.text
+        api.notice("privacy", version, ["email", "ads"], f"2025-0{version}-01T00:00:00Z")
 
 
 def test_reusing_an_event_id_with_other_content_is_a_conflict_naming_the_fields(
@@ -375,15 +365,8 @@ def test_another_tenants_event_id_is_answered_as_a_fresh_one(api: ApiClient) -> 
 def test_known_at_ignores_notice_versions_recorded_after_it(api: ApiClient) -> None:
     api.purpose("email")
     long_ago = datetime.now(UTC) - timedelta(days=90)
-    v1 = {
-        "id": "privacy",
-        "version": 1,
-        "text": "v1",
-        "purposes": ["email"],
-        "published_at": format_time(long_ago),
-    }
-    created = api.client.post("/v1/notices", json=v1)
-    assert created.status_code == 201 and created.json()["recorded_at"] is not None
+    created = api.notice("privacy", 1, ["email"], format_time(long_ago))
+    assert created["recorded_at"] is not None
     given = api.client.post(
         "/v1/consents",
         json={
@@ -396,17 +379,9 @@ def test_known_at_ignores_notice_versions_recorded_after_it(api: ApiClient) -> N
     assert given.status_code == 201
     known_then = given.json()["events"][0]["recorded_at"]
     # Later, a material version is published BACKDATED to before that moment.
-    backdated = {
-        **v1,
-        "version": 2,
-        "text": "v2",
-        "material": True,
-        "grace_days": 0,
-        "published_at": format_time(long_ago + timedelta(days=2)),
-    }
-    late = api.client.post("/v1/notices", json=backdated)
-    assert late.status_code == 201
-    assert late.json()["recorded_at"] > known_then
+    backdated = format_time(long_ago + timedelta(days=2))
+    late = api.notice("privacy", 2, ["email"], backdated, material=True, grace_days=0)
+    assert late["recorded_at"] > known_then
     now = api.client.get("/v1/subjects/s/consents").json()["purposes"][0]
     assert now["reason"] == "reconsent_required"
     # What we said at known_then did not know of version 2.
@@ -419,17 +394,7 @@ def test_known_at_ignores_notice_versions_recorded_after_it(api: ApiClient) -> N
 def test_a_consent_cannot_name_a_notice_published_after_it(api: ApiClient) -> None:
     api.purpose("email")
     published = datetime.now(UTC) - timedelta(days=1)
-    r = api.client.post(
-        "/v1/notices",
-        json={
-            "id": "privacy",
-            "version": 1,
-            "text": "v1",
-            "purposes": ["email"],
-            "published_at": format_time(published),
-        },
-    )
-    assert r.status_code == 201
+    api.notice("privacy", 1, ["email"], format_time(published))
     before = api.client.post(
         "/v1/consents",
         json={

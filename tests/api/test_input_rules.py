@@ -20,17 +20,7 @@ NUL = "\x00"
 @pytest.fixture
 def ready(api: ApiClient) -> Iterator[ApiClient]:
     api.purpose("email", lifetime_days=30)
-    r = api.client.post(
-        "/v1/notices",
-        json={
-            "id": "privacy",
-            "version": 1,
-            "text": "We email you.",
-            "purposes": ["email"],
-            "published_at": "2025-01-01T00:00:00Z",
-        },
-    )
-    assert r.status_code == 201, r.text
+    api.notice("privacy", 1, ["email"], "2025-01-01T00:00:00Z")
     yield api
 
 

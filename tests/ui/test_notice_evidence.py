@@ -24,17 +24,9 @@ def split(api: ApiClient) -> ApiClient:
     api.purpose("ads")
     for notice_id, purpose in (("cookies", "analytics"), ("advertising", "ads")):
         for version in (1, 2):
-            r = api.client.post(
-                "/v1/notices",
-                json={
-                    "id": notice_id,
-                    "version": version,
-                    "text": f"{TEXTS[notice_id]} (v{version})",
-                    "purposes": [purpose],
-                    "published_at": f"2025-0{version}-01T00:00:00Z",
-                },
-            )
-            assert r.status_code == 201, r.text
+            published = f"2025-0{version}-01T00:00:00Z"
+            text = f"{TEXTS[notice_id]} (v{version})"
+            api.notice(notice_id, version, [purpose], published, text=text)
     return api
 
 
@@ -93,17 +85,7 @@ def test_a_notice_not_yet_published_is_not_shown_nor_recorded(split: ApiClient) 
     """A version published in the future (within the allowed skew) cannot have been shown yet:
     the banner keeps the current one, and the recorder refuses the newer one."""
     soon = format_time(datetime.now(UTC) + timedelta(seconds=120))
-    r = split.client.post(
-        "/v1/notices",
-        json={
-            "id": "cookies",
-            "version": 3,
-            "text": "Soon.",
-            "purposes": ["analytics"],
-            "published_at": soon,
-        },
-    )
-    assert r.status_code == 201, r.text
+    split.notice("cookies", 3, ["analytics"], soon)
     body = {"subject": "s", "events": [{"purpose": "analytics", "action": "given"}]}
     r = split.client.post("/v1/consents", json={**body, "notice": {"id": "cookies", "version": 3}})
     assert r.status_code == 422 and "published" in r.text
