@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: int = Field(
         300,
         ge=0,
+        le=86_400,
         description="How far in the future an occurred_at may be before it is refused.",
     )
     min_token_wait_ms: int = Field(

@@ -33,6 +33,7 @@ from consentry.api.mappings import CollectionDep, get_collection
 from consentry.bootstrap import DEFAULT_TENANT
 from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.domain.events import Source
+from consentry.domain.inputs import check_subject
 from consentry.domain.regimes import Regime
 from consentry.keys import Scope
 from consentry.services import Services
@@ -280,8 +281,7 @@ def preference_link(
     key: Annotated[ApiKey, Depends(needs(Scope.RECORD))],
     hours: Annotated[int, Body(embed=True, ge=1, le=24 * 30)] = 72,
 ) -> dict[str, Any]:
-    if not subject or len(subject) > 256:
-        raise ValidationError("subject must be 1-256 characters")
+    check_subject(subject)
     token = ui.preference_link_token(services, key.tenant, subject, hours)
     return {
         "url": f"{api_base(request)}/preferences?t={token}",

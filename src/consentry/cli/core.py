@@ -23,7 +23,8 @@ from consentry.bootstrap import DEFAULT_TENANT, prepare
 from consentry.config import Settings
 from consentry.domain.decide import Signals
 from consentry.domain.errors import DomainError
-from consentry.domain.events import Action, Source, format_time, parse_time
+from consentry.domain.events import Action, Source, format_time
+from consentry.domain.inputs import parse_timestamp
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
 from consentry.keys import create_key
@@ -420,9 +421,9 @@ def _parse_time_option(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise _fail(f"{name}: {exc}", 2) from exc
+        return parse_timestamp(name, value)  # RFC 3339, as the API reads it
+    except DomainError as exc:
+        raise _fail(str(exc), 2) from exc
 
 
 @app.command()

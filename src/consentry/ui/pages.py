@@ -126,11 +126,8 @@ def purpose_views(
     services: Services, tenant: str, subject: str, jurisdiction: str | None
 ) -> tuple[list[PurposeView], Regime]:
     states = services.decisions.state_as_of(tenant, subject, jurisdiction=jurisdiction)
-    notices = services.catalog.get(tenant).notices
-    latest: dict[str, Notice] = {}
-    for n in notices:
-        if n.id not in latest or n.version > latest[n.id].version:
-            latest[n.id] = n
+    # The same versions the preference center records as evidence (ui/banner.py, load_site).
+    latest = ui.latest_notices(services.catalog.get(tenant).notices, datetime.now(UTC))
     event_jurisdiction = next(
         (
             s.event.evidence.jurisdiction
@@ -157,7 +154,7 @@ def purpose_views(
                 choosable=ui.is_choosable(p),
                 allow_label=allow,
                 deny_label=deny,
-                notice=ui.notice_for(p.id, list(latest.values())),
+                notice=ui.notice_for(p.id, latest),
                 valid_until=until.astimezone(UTC).strftime("%Y-%m-%d") if until else None,
             )
         )
