@@ -301,6 +301,8 @@ def test_a_person_is_looked_up_with_reasons_history_and_proofs(admin: Console) -
     assert body["subject"] == "alice" and len(body["events"]) == 2
     assert all(e["ledger"]["inclusion_proof"] is not None for e in body["events"])
     assert body["checkpoint"].startswith("consentry/default")
+    bad = admin.client.get("/admin/subjects", params={"subject": "rene\u0301"})  # not NFC
+    assert bad.status_code == 422 and "normalization form NFC" in bad.text
     nobody = admin.page("/admin/subjects?subject=zoe")
     assert "No decision has been recorded" in nobody.text and "not_given" in nobody.text
 

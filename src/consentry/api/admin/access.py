@@ -8,7 +8,6 @@ new tenant's first admin key.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -27,6 +26,7 @@ from consentry.api.admin.console import (
 )
 from consentry.api.admin.session import Principal, Submission, submission, viewer
 from consentry.domain.errors import NotFoundError, ValidationError
+from consentry.domain.inputs import check_tenant_name
 from consentry.keys import IssuedKey, create_key
 from consentry.services import Services
 from consentry.storage.base import ApiKey, Role
@@ -45,7 +45,6 @@ for _order, (_name, _label, _what) in enumerate(
 ):
     NAV.add(NavItem(_name, _label, f"/admin/{_name}", "Integrations", 50 + _order, planned=_what))
 
-TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLE_TEXT = {
     Role.ADMIN: "Admin: everything, including keys",
     Role.COLLECTOR: "Collector: record consent and check decisions (websites, apps)",
@@ -251,13 +250,10 @@ def tenants_page(request: Request, who: Operator) -> Response:
 @router.post("/admin/tenants")
 def create_tenant(request: Request, form: OperatorForm) -> Response:
     name = form.get("name")
-    if not TENANT_NAME.match(name):
-        return _tenants_page(
-            request,
-            form.who,
-            error="A tenant's name is 1-64 letters, digits, '_', '.' or '-', starting with a"
-            " letter or digit.",
-        )
+    try:
+        check_tenant_name(name)
+    except ValidationError as exc:
+        return _tenants_page(request, form.who, error=f"{exc}.")
     store = _services(request).store
     if not store.ensure_tenant(name):
         return _tenants_page(request, form.who, error=f"The tenant {name!r} exists already.")

@@ -17,12 +17,11 @@ from consentry.api.admin.session import Viewer
 from consentry.api.ledger import history_with_proofs
 from consentry.domain.decide import Reason
 from consentry.domain.errors import ValidationError
+from consentry.domain.inputs import check_subject
 from consentry.services import Services
 
 router = admin_router()
 NAV.add(NavItem("subjects", "Subjects", "/admin/subjects", "People", 20))
-
-SUBJECT_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 REASON_TEXT: Mapping[Reason, str] = {
     Reason.GRANTED: "consent given",
@@ -67,12 +66,10 @@ SUBJECT_LINKS: list[SubjectLink] = [
 
 
 def _subject(value: str | None) -> str | None:
+    """The identifier typed (surrounding spaces dropped), checked by the subject rule."""
     if value is None or not value.strip():
         return None
-    value = value.strip()
-    if not SUBJECT_PATTERN.match(value):
-        raise ValidationError("an identifier is 1-256 characters, without control characters")
-    return value
+    return check_subject(value.strip())
 
 
 @router.get("/admin/subjects")
