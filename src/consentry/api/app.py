@@ -16,11 +16,25 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry import __version__
-from consentry.api import banner, catalog, changes, consents, decisions, health, mappings, pages
+from consentry.api import (
+    assets,
+    banner,
+    catalog,
+    changes,
+    consents,
+    decisions,
+    docs_pages,
+    health,
+    mappings,
+    pages,
+    ratelimit,
+)
 from consentry.api import ledger as ledger_api
+from consentry.api.access_log import AccessLog
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
+from consentry.api.security_headers import SecurityHeadersMiddleware
 from consentry.config import Settings
 from consentry.propagation.notifier import ChangeNotifier
 from consentry.services import Services
@@ -48,6 +62,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         " `Authorization: Bearer <api key>`; errors share one JSON shape:"
         ' `{"error": {"status", "code", "message", "details"?}}`.',
         lifespan=lifespan,
+        docs_url=None,  # served from local files by api/docs_pages.py
+        redoc_url=None,
     )
     app.state.services = services
     app.state.settings = settings
@@ -65,6 +81,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(decisions.wellknown)
     app.include_router(ledger_api.router)  # the verifiable ledger (docs/ledger.md)
+    for module in (docs_pages, assets):  # /docs, /redoc and /static/*, from local files
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP & co. on every page
+    ratelimit.install(app, settings)  # limits of the public endpoints (docs/collection.md)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 
@@ -126,6 +146,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def factory() -> FastAPI:
-    """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env."""
-    return create_app(Settings())
+def factory() -> ASGIApp:
+    """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env;
+    with Consentry's access log (api/access_log.py: run uvicorn with --no-access-log)."""
+    return AccessLog(create_app(Settings()))

@@ -101,6 +101,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default: 8000]")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1]")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Serve the demo site at /demo, on its own tenant `demo`.")
+    ] = False,
 ) -> None:
     """Run the HTTP API.
 
@@ -111,7 +114,18 @@ def serve(
     """
     import uvicorn
 
-    settings = _settings(database_url, host=host, port=port, workers=workers)
+    from consentry.api.access_log import AccessLog, logging_config
+
+    settings = _settings(
+        database_url, host=host, port=port, workers=workers, demo=True if demo else None
+    )
+    # Consentry's access log (no subject, no token, no query string: api/access_log.py) instead
+    # of uvicorn's; X-Forwarded-For is believed only from CONSENTRY_TRUSTED_PROXIES.
+    server_options: dict[str, Any] = {
+        "access_log": False,
+        "log_config": logging_config(settings.log_level),
+        "proxy_headers": False,
+    }
     try:
         services = Services.build(settings)
     except (StoreUnavailableError, ValueError) as exc:
@@ -129,8 +143,8 @@ def serve(
         )
         out.print(prepared.admin_key.key, soft_wrap=True, highlight=False)
         out.print("\nUse it as:  Authorization: Bearer <key>\n")
-    demo = ", a demo site at /demo" if settings.demo else ""
-    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{demo})")
+    site = ", a demo site at /demo" if settings.demo else ""
+    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{site})")
     from consentry.cli.ledger import start_integrator
 
     start_integrator(settings, services)  # the ledger's integrator thread (docs/ledger.md)
@@ -140,6 +154,8 @@ def serve(
     if settings.workers > 1:
         services.close()
         os.environ["CONSENTRY_DATABASE_URL"] = settings.database_url
+        if settings.demo:
+            os.environ["CONSENTRY_DEMO"] = "true"
         uvicorn.run(
             "consentry.api.app:factory",
             factory=True,
@@ -147,6 +163,7 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            **server_options,
         )
         return
     from consentry.api.app import create_app
@@ -155,10 +172,11 @@ def serve(
     if relay is not None:
         api.state.metrics.registry.register(relay.metrics.registry)  # its lag on /metrics
     uvicorn.run(
-        api,
+        AccessLog(api),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        **server_options,
     )
 
 
