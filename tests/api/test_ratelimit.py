@@ -61,7 +61,7 @@ def app_with(
     client: tuple[str, int] = ("203.0.113.7", 4000),
     **limits: Any,
 ) -> Iterator[tuple[TestClient, Services]]:
-    configured = settings.model_copy(update={"demo": True, **limits})
+    configured = Settings.model_validate({**settings.model_dump(), "demo": True, **limits})
     services = Services.build(configured, store)
     with TestClient(create_app(configured, services), client=client) as test_client:
         yield test_client, services
