@@ -46,7 +46,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 def _brotli() -> ModuleType | None:
     try:
-        import brotli  # type: ignore[import-not-found, unused-ignore]
+        import brotli
     except ImportError:
         return None
     module: ModuleType = brotli
