@@ -30,7 +30,7 @@ from consentry.api import (
     ratelimit,
 )
 from consentry.api import ledger as ledger_api
-from consentry.api.access_log import AccessLog
+from consentry.api.access_log import AccessLog, logging_config
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
@@ -146,7 +146,23 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
+def served(app: FastAPI) -> ASGIApp:
+    """The app as `consentry serve` runs it: inside Consentry's access log (api/access_log.py)."""
+    return AccessLog(app)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` passes to uvicorn: no uvicorn access log (it logs query strings: subjects,
+    tokens), Consentry's loggers configured, and no X-Forwarded-For handling of uvicorn's own
+    (it trusts 127.0.0.1 by default; CONSENTRY_TRUSTED_PROXIES alone decides)."""
+    return {
+        "access_log": False,
+        "log_config": logging_config(settings.log_level),
+        "proxy_headers": False,
+    }
+
+
 def factory() -> ASGIApp:
     """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env;
     with Consentry's access log (api/access_log.py: run uvicorn with --no-access-log)."""
-    return AccessLog(create_app(Settings()))
+    return served(create_app(Settings()))

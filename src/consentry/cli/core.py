@@ -114,18 +114,13 @@ def serve(
     """
     import uvicorn
 
-    from consentry.api.access_log import AccessLog, logging_config
+    from consentry.api.app import uvicorn_options
 
     settings = _settings(
         database_url, host=host, port=port, workers=workers, demo=True if demo else None
     )
-    # Consentry's access log (no subject, no token, no query string: api/access_log.py) instead
-    # of uvicorn's; X-Forwarded-For is believed only from CONSENTRY_TRUSTED_PROXIES.
-    server_options: dict[str, Any] = {
-        "access_log": False,
-        "log_config": logging_config(settings.log_level),
-        "proxy_headers": False,
-    }
+    # Consentry's access log (no subject, no token, no query string) instead of uvicorn's.
+    server_options = uvicorn_options(settings)
     try:
         services = Services.build(settings)
     except (StoreUnavailableError, ValueError) as exc:
@@ -166,13 +161,13 @@ def serve(
             **server_options,
         )
         return
-    from consentry.api.app import create_app
+    from consentry.api.app import create_app, served
 
     api = create_app(settings, services)
     if relay is not None:
         api.state.metrics.registry.register(relay.metrics.registry)  # its lag on /metrics
     uvicorn.run(
-        AccessLog(api),
+        served(api),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
