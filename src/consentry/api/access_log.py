@@ -30,6 +30,19 @@ log = logging.getLogger("consentry.access")
 UNMATCHED = "<unmatched>"
 
 
+class StatusOf:
+    """A `send` that remembers the response's status (500 until one starts: an exception)."""
+
+    def __init__(self, send: Send) -> None:
+        self.status = 500
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class AccessLog:
     """Pure ASGI, around the whole app (`app` must have `.routes`, as FastAPI has)."""
 
@@ -44,23 +57,16 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusOf(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "%s %s %d %.1fms",
                     scope.get("method", ""),
                     self.template(scope),
-                    status,
+                    sent.status,
                     (time.perf_counter() - started) * 1000,
                 )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentry import __version__
 from consentry.api import (
@@ -30,7 +30,7 @@ from consentry.api import (
     ratelimit,
 )
 from consentry.api import ledger as ledger_api
-from consentry.api.access_log import AccessLog, logging_config
+from consentry.api.access_log import AccessLog, StatusOf, logging_config
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
@@ -112,18 +112,12 @@ class ObserveMiddleware:
                     ),
                 )
                 return
-        status = 500
         started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusOf(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         finally:
+            status = sent.status
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope.get("method", "")
