@@ -147,12 +147,14 @@ def served(app: FastAPI) -> ASGIApp:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What `serve` passes to uvicorn: no uvicorn access log (it logs query strings: subjects,
-    tokens), Consentry's loggers configured, and no X-Forwarded-For handling of uvicorn's own
-    (it trusts 127.0.0.1 by default; CONSENTRY_TRUSTED_PROXIES alone decides)."""
+    tokens), Consentry's loggers configured, and X-Forwarded-For/-Proto believed only from
+    CONSENTRY_TRUSTED_PROXIES (uvicorn's own default, FORWARDED_ALLOW_IPS, trusts 127.0.0.1)."""
+    trusted = list(settings.trusted_proxies)
     return {
         "access_log": False,
         "log_config": logging_config(settings.log_level),
-        "proxy_headers": False,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
     }
 
 

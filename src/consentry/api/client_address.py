@@ -5,8 +5,8 @@ is recorded with. By default (`CONSENTRY_TRUSTED_PROXIES` empty) the header is n
 can write it, so believing it would let a client pick its own address, escape its limit and
 forge the evidence. Behind a proxy, list the proxy's addresses: the header is then read from the
 right, skipping trusted hops, and the first address that is not a trusted proxy is the client.
-(`consentry serve` also switches uvicorn's own X-Forwarded-For handling off, which trusts
-127.0.0.1 by default, so that this setting alone decides.)
+(`consentry serve` hands the same list to uvicorn, which then also takes the scheme from
+X-Forwarded-Proto, and never its default of trusting 127.0.0.1: this setting alone decides.)
 """
 
 from __future__ import annotations
