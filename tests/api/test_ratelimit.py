@@ -230,3 +230,10 @@ def test_without_redis_each_process_counts_alone(store: SqlStore, settings: Sett
     with app_with(store, settings, rate_limit_client=TIGHT, redis_url=dead) as (client, _):
         answers = [client.get("/healthz").status_code for _ in range(4)]
         assert answers == [200, 200, 200, 429]
+
+
+def test_a_refusal_carries_the_security_headers(store: SqlStore, settings: Settings) -> None:
+    with app_with(store, settings, rate_limit_client=TIGHT) as (client, _):
+        refused = [client.get("/preferences") for _ in range(4)][3]
+        assert refused.status_code == 429
+        assert refused.headers["x-content-type-options"] == "nosniff"

@@ -83,8 +83,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(ledger_api.router)  # the verifiable ledger (docs/ledger.md)
     for module in (docs_pages, assets):  # /docs, /redoc and /static/*, from local files
         app.include_router(module.router)
-    app.add_middleware(SecurityHeadersMiddleware)  # CSP & co. on every page
     ratelimit.install(app, settings)  # limits of the public endpoints (docs/collection.md)
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP & co. on every page (and on 429s)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 

@@ -9,7 +9,7 @@ The pages hold a person's choices and a form that changes them, so:
 - `Referrer-Policy: same-origin`: no address of ours (a preference link's token) leaks to
   another site; same-origin rather than no-referrer, which would send `Origin: null` on the
   form's POST and fail its origin check;
-- `X-Content-Type-Options: nosniff` on every answer, HTML or not.
+- `X-Content-Type-Options: nosniff` on every answer that passes here, HTML or not.
 
 A route may set its own policy (the header is only added when missing): /docs and /redoc need
 inline styles (Swagger UI and Redoc set them from their scripts) and a worker (Redoc's search);
