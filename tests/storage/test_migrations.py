@@ -138,7 +138,10 @@ def test_dialects_ship_the_same_migrations() -> None:
     """Both backends are one protocol: the same versions, and the same tables in each."""
     sqlite, postgres = load_migrations("sqlite"), load_migrations("postgres")
     assert [(m.version, m.name) for m in sqlite] == [(m.version, m.name) for m in postgres]
-    assert [m.version for m in sqlite] == list(range(1, len(sqlite) + 1)), "no gap in versions"
+    versions = [m.version for m in sqlite]
+    # Numbers are reserved per branch (migrate() applies any not yet applied, in order), so a
+    # branch may land 0008 before 0005: unique and increasing, not necessarily contiguous.
+    assert versions == sorted(set(versions)) and versions[0] == 1, "unique versions from 1"
 
     def tables(ms: list[Migration]) -> set[str]:
         """The tables the migrations leave, following SQLite's rebuilds (create, drop, rename)."""

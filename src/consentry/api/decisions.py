@@ -117,7 +117,7 @@ def _observe_gpc(services: Services, tenant: str, subject: str, jurisdiction: st
     except StoreUnavailableError:
         raise
     except DomainError as exc:  # a catalogue the opt-out does not fit: the decision still holds
-        log.warning("GPC opt-out of %r not recorded: %s", subject, exc)
+        log.warning("a GPC opt-out was not recorded: %s", exc)  # no subject in logs: PII
 
 
 # The reference routes (OpenAPI, and every request the fast path hands over) ----------------

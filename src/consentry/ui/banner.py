@@ -36,7 +36,14 @@ from consentry.signals import gpp, tcf
 from consentry.signals.consent_mode import CONSENT_TYPES
 from consentry.storage.base import AppendResult
 from consentry.storage.collection import CollectionStore, SettingsKind
-from consentry.tokens import CONSENT, PREFERENCES, SESSION, public_jwk, sign_token
+from consentry.tokens import (
+    CONSENT,
+    PREFERENCES,
+    PREFERENCES_SESSION,
+    SESSION,
+    public_jwk,
+    sign_token,
+)
 
 CONSENT_COOKIE = "consentry"
 SESSION_COOKIE = "consentry_sid"
@@ -657,12 +664,21 @@ def session_token(services: Services, tenant: str, subject: str, days: int) -> s
 
 
 def preference_link_token(services: Services, tenant: str, subject: str, hours: int) -> str:
+    """A link's token; its `jti` lets the preference center take it only once (api/pages.py)."""
     now = int(time.time())
     body = {
         "typ": PREFERENCES,
         "tnt": tenant,
         "sub": subject,
+        "jti": secrets.token_urlsafe(16),
         "iat": now,
         "exp": now + hours * 3600,
     }
     return sign_token(services.keyring.signing_key(tenant), body)
+
+
+def preference_session_token(services: Services, tenant: str, subject: str, seconds: int) -> str:
+    """What the preference center's cookie holds once a link was exchanged for it."""
+    now = int(time.time())
+    body = {"typ": PREFERENCES_SESSION, "tnt": tenant, "sub": subject, "iat": now}
+    return sign_token(services.keyring.signing_key(tenant), {**body, "exp": now + seconds})
