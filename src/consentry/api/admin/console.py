@@ -31,6 +31,7 @@ from consentry.api.admin.session import (
     read_notice,
     secure,
 )
+from consentry.api.security_headers import PAGE_POLICY
 from consentry.domain.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from consentry.keys import AuthenticationError, PermissionDeniedError
 from consentry.storage.base import Role, SchemaError, StoreUnavailableError
@@ -38,15 +39,12 @@ from consentry.ui import admin as ui
 
 log = logging.getLogger("consentry.admin")
 
-#: The console's own policy (the same as every page's): scripts, styles and images from this
-#: server only, no inline script or style, no framing, forms post only here.
-CONSOLE_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-    " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
+#: Every page's policy (api/security_headers.py): scripts, styles and images from this server
+#: only, no inline script or style, no framing, forms post only here. Set on each console
+#: answer itself (redirects included), with no-store: a console page is never cached.
 HTML_HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": CONSOLE_POLICY,
+    "Content-Security-Policy": PAGE_POLICY,
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
