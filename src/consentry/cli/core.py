@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from consentry.bootstrap import DEFAULT_TENANT, prepare
+from consentry.cli.exits import CliError, ConsentryGroup, ExitCode, fail
 from consentry.config import Settings
 from consentry.domain.decide import Signals
-from consentry.domain.errors import DomainError
 from consentry.domain.events import Action, Source, format_time, parse_time
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
@@ -30,9 +30,11 @@ from consentry.keys import create_key
 from consentry.recording.service import ConsentRequest, EventRequest
 from consentry.serialize import decision_to_dict, purpose_to_dict
 from consentry.services import Services
-from consentry.storage.base import Role, SchemaError, StoreUnavailableError
+from consentry.storage import open_store
+from consentry.storage.base import Role
 
 app = typer.Typer(
+    cls=ConsentryGroup,
     help="Consentry: the system of record for consent.\n\nEvery command uses the database of"
     " CONSENTRY_DATABASE_URL (default sqlite:///consentry.db) unless --database-url is given.",
     no_args_is_help=True,
@@ -66,29 +68,52 @@ def _settings(database_url: str | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+def _fail(message: str, code: ExitCode = ExitCode.REQUEST) -> CliError:
+    """`raise _fail(...)`: one line on stderr and `code` (cli/exits.py prints it)."""
+    return fail(message, code)
 
 
 @contextmanager
-def _services(database_url: str | None) -> Iterator[Services]:
-    """Services on a migrated database; every expected failure becomes a one-line error."""
-    try:
-        services = Services.build(_settings(database_url))
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+def _services(database_url: str | None, *, tenant: str | None = None) -> Iterator[Services]:
+    """Services on an existing, migrated database (never creates one); with `tenant`, that
+    tenant must exist. Failures are classified once, by ConsentryGroup (cli/exits.py)."""
+    settings = _settings(database_url)
+    services = Services.build(settings, open_store(settings.database_url, create=False))
     try:
         services.store.require_current_schema()
+        if tenant is not None:
+            require_tenant(services, tenant)
         yield services
-    except SchemaError as exc:
-        raise _fail(str(exc)) from exc
-    except DomainError as exc:
-        raise _fail(str(exc), 2) from exc
-    except StoreUnavailableError as exc:
-        raise _fail(f"the database is unavailable: {exc}") from exc
     finally:
         services.close()
+
+
+def require_tenant(services: Services, tenant: str) -> None:
+    if not services.store.tenant_exists(tenant):
+        raise _fail(
+            f"tenant {tenant!r} does not exist (create it: consentry tenants create {tenant})"
+        )
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail unless `serve` can listen on host:port, before anything is created or printed."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise _fail(
+            f"cannot listen on {host}:{port}: {exc.strerror}", ExitCode.ADDRESS_UNAVAILABLE
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise _fail(
+                f"cannot listen on {host}:{port}: {exc.strerror}", ExitCode.ADDRESS_UNAVAILABLE
+            ) from exc
 
 
 def _print_json(data: Any) -> None:
@@ -112,15 +137,14 @@ def serve(
     import uvicorn
 
     settings = _settings(database_url, host=host, port=port, workers=workers)
+    check_address(settings.host, settings.port)
+    services = Services.build(settings)
     try:
-        services = Services.build(settings)
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    try:
+        services.keyring.signing_key(DEFAULT_TENANT)  # an unusable keys folder fails here, first
         prepared = prepare(services.store, create_if_empty=True)
-    except SchemaError as exc:
+    except BaseException:
         services.close()
-        raise _fail(str(exc)) from exc
+        raise
     if prepared.created_schema:
         out.print(f"Created the Consentry schema in {settings.database_url}")
     if prepared.admin_key is not None:
@@ -169,15 +193,10 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     Example: CONSENTRY_DATABASE_URL=postgresql://db/consentry consentry migrate
     """
     settings = _settings(database_url)
-    try:
-        services = Services.build(settings)
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    services = Services.build(settings)
     try:
         applied = services.store.migrate()
         prepared = prepare(services.store, create_if_empty=False)
-    except SchemaError as exc:
-        raise _fail(str(exc)) from exc
     finally:
         services.close()
     if applied:
@@ -217,9 +236,7 @@ def keys_create(
 
     Example: consentry keys create --tenant default --role checker
     """
-    with _services(database_url) as services:
-        if not services.store.tenant_exists(tenant):
-            raise _fail(f"tenant {tenant!r} does not exist: consentry tenants create {tenant}", 2)
+    with _services(database_url, tenant=tenant) as services:
         issued = create_key(services.store, tenant, role, label)
     err.print(f"Created a {role.value} key {issued.record.key_id} for tenant {tenant!r}:")
     sys.stdout.write(issued.key + "\n")
@@ -231,7 +248,7 @@ def keys_list(tenant: Tenant = DEFAULT_TENANT, database_url: DatabaseUrl = None)
 
     Example: consentry keys list --tenant default
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         keys = services.store.list_api_keys(tenant)
     table = Table("key id", "role", "label", "created")
     for k in keys:
@@ -260,7 +277,7 @@ def purposes_create(
     Example: consentry purposes create --id email_marketing --name "Email marketing"
     --basis consent --lifetime-days 395
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         purpose = Purpose(
             id=purpose_id,
             name=name,
@@ -282,7 +299,7 @@ def purposes_list(
 
     Example: consentry purposes list --json
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         purposes = services.store.get_purposes(tenant)
     if as_json:
         _print_json([purpose_to_dict(p) for p in purposes])
@@ -318,7 +335,7 @@ def notices_publish(
     Example: consentry notices publish --id privacy --version 2 --text-file privacy.txt
     -p email_marketing --material --grace-days 30
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         notice = Notice(
             id=notice_id,
             version=version,
@@ -344,10 +361,10 @@ def notices_show(
 
     Example: consentry notices show privacy
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         versions = services.store.get_notices(tenant, notice_id)
     if not versions:
-        raise _fail(f"notice {notice_id!r} does not exist", 2)
+        raise _fail(f"notice {notice_id!r} does not exist")
     table = Table("version", "published", "material", "grace days", "purposes", "hash")
     for n in sorted(versions, key=lambda n: n.version):
         table.add_row(
@@ -395,10 +412,10 @@ def record(
     if notice:
         notice_id, _, version = notice.partition(":")
         if not version.isdigit():
-            raise _fail("--notice takes NOTICE_ID:VERSION, e.g. privacy:2", 2)
+            raise _fail("--notice takes NOTICE_ID:VERSION, e.g. privacy:2")
         notice_version = int(version)
     when = _parse_time_option("--occurred-at", occurred_at)
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         result = services.recorder.record(
             tenant,
             ConsentRequest(
@@ -422,7 +439,7 @@ def _parse_time_option(name: str, value: str | None) -> datetime | None:
     try:
         return parse_time(value)
     except ValueError as exc:
-        raise _fail(f"{name}: {exc}", 2) from exc
+        raise _fail(f"{name}: {exc}") from exc
 
 
 @app.command()
@@ -440,7 +457,7 @@ def check(
 
     Example: consentry check --subject u-123 --purpose email_marketing
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         decision = services.decisions.check(
             tenant, subject, purpose, signals=Signals(gpc=gpc, jurisdiction=jurisdiction)
         )
@@ -454,7 +471,7 @@ def check(
             f"basis {data['basis']}, position {data['position']}, notice version"
             f" {data['notice_version']}, valid until {data['valid_until']}"
         )
-    raise typer.Exit(0 if decision.permitted else 3)
+    raise typer.Exit(ExitCode.OK if decision.permitted else ExitCode.NOT_PERMITTED)
 
 
 @app.command()
@@ -472,7 +489,7 @@ def history(
     """
     as_of_t = _parse_time_option("--as-of", as_of)
     known_at_t = _parse_time_option("--known-at", known_at)
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         events = services.store.subject_history(tenant, subject)
         states = services.decisions.state_as_of(tenant, subject, as_of=as_of_t, known_at=known_at_t)
     if as_json:
