@@ -229,9 +229,14 @@ def dlq_replay(
     from consentry.propagation.kafka import client_config
 
     settings = _kafka_settings(None, bootstrap_servers)
+    # librdkafka's own log lines (one per failed connection attempt) would bury the one-line
+    # error; what went wrong reaches the user as the exception below.
+    quiet = logging.getLogger("consentry.propagation.kafka.client")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     try:
         report = replay_dead_letters(
-            client_config(settings),
+            client_config(settings, logger=quiet),
             settings.kafka_dead_letter_topic,
             only_topic=topic,
             limit=limit,
