@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consentry import __version__
 from consentry.api import banner, catalog, changes, consents, decisions, health, mappings, pages
+from consentry.api import keys as keys_api
 from consentry.api import ledger as ledger_api
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
@@ -65,6 +66,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(decisions.wellknown)
     app.include_router(ledger_api.router)  # the verifiable ledger (docs/ledger.md)
+    app.include_router(keys_api.router)  # API keys: create, list, revoke, rotate (admin)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 

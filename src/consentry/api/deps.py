@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from consentry.keys import authenticate, require
+from consentry.keys import AuthenticationError, authenticate, is_revoked, require
 from consentry.services import Services
-from consentry.storage.base import ApiKey
+from consentry.storage.base import ApiKey, StoreUnavailableError
 
 KEY_CACHE_SECONDS = 10.0
+#: How often a server reads the revocation generation; a revoked key is refused by every server
+#: within this (plus the read itself): the bound issue 10 (#17) sets is one second.
+REVOCATION_CHECK_SECONDS = 0.5
 
 
 def get_services(request: Request) -> Services:
@@ -26,24 +30,64 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 class KeyCache:
     """Remembers resolved keys briefly: a check should not cost a key lookup in the database.
 
-    A revoked key stays usable for at most KEY_CACHE_SECONDS in a running server.
+    A revocation must reach every worker within a second, so the cache reads the store's
+    revocation generation (one indexed MAX, shared by all keys) at most every
+    REVOCATION_CHECK_SECONDS, and forgets every key when it changed. Each entry remembers the
+    generation it was read under, so a lookup that raced with a revocation is never served
+    after it. A key whose revocation lies ahead (a rotation's grace period) is refused once
+    that time has come, from the cache too. If the generation cannot be read, cached keys are
+    served only while the last good read is under a second old: fail closed after that.
+    A hit costs a clock read and two dict lookups (bench/bench_keycache.py).
     """
 
-    def __init__(self) -> None:
-        self._keys: dict[str, tuple[float, ApiKey]] = {}
+    def __init__(self, check_interval: float = REVOCATION_CHECK_SECONDS) -> None:
+        self.check_interval = check_interval
+        self._keys: dict[str, tuple[float, int, ApiKey]] = {}
+        self._generation = -1
+        self._checked_at = float("-inf")
+        self._synced_at = float("-inf")
+        self._lock = threading.Lock()
 
     def resolve(self, services: Services, authorization: str | None) -> ApiKey:
         now = time.monotonic()
+        if now - self._checked_at >= self.check_interval:
+            self._sync(services, now)
         if authorization:
             cached = self._keys.get(authorization)
-            if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
-                return cached[1]
+            if (
+                cached is not None
+                and cached[1] == self._generation
+                and now - cached[0] < KEY_CACHE_SECONDS
+            ):
+                if now - self._synced_at > 2 * self.check_interval:
+                    raise StoreUnavailableError("cannot confirm that the API key is not revoked")
+                key = cached[2]
+                if key.revoked_at is not None and is_revoked(key):
+                    raise AuthenticationError("unknown or revoked API key")
+                return key
+        generation = self._generation
         key = authenticate(services.store, authorization)
         assert authorization is not None
         if len(self._keys) > 10_000:
             self._keys.clear()
-        self._keys[authorization] = (now, key)
+        self._keys[authorization] = (now, generation, key)
         return key
+
+    def _sync(self, services: Services, now: float) -> None:
+        """Read the revocation generation (one thread at a time; others use what is cached)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._checked_at = now
+            generation = services.store.api_key_generation()
+            if generation != self._generation:
+                self._keys.clear()
+                self._generation = generation
+            self._synced_at = now
+        except StoreUnavailableError:
+            pass  # cached keys stay usable for at most a second more (see resolve)
+        finally:
+            self._lock.release()
 
 
 def needs(scope: str) -> Callable[..., ApiKey]:

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ from consentry.domain.decide import Signals
 from consentry.domain.events import Action, Source, format_time, parse_time
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
-from consentry.keys import create_key
+from consentry.keys import create_key, revoke_key, rotate_key
 from consentry.recording.service import ConsentRequest, EventRequest
 from consentry.serialize import decision_to_dict, purpose_to_dict
 from consentry.services import Services
@@ -41,7 +41,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-keys_app = typer.Typer(help="Create and list API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list, revoke and rotate API keys; signing keys.", no_args_is_help=True
+)
 purposes_app = typer.Typer(help="Declare and list purposes.", no_args_is_help=True)
 notices_app = typer.Typer(help="Publish and show notice versions.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Create tenants.", no_args_is_help=True)
@@ -250,10 +252,64 @@ def keys_list(tenant: Tenant = DEFAULT_TENANT, database_url: DatabaseUrl = None)
     """
     with _services(database_url, tenant=tenant) as services:
         keys = services.store.list_api_keys(tenant)
-    table = Table("key id", "role", "label", "created")
+    table = Table("key id", "role", "label", "created", "revoked")
     for k in keys:
-        table.add_row(k.key_id, k.role.value, k.label, format_time(k.created_at))
+        revoked = format_time(k.revoked_at) if k.revoked_at else ""
+        table.add_row(k.key_id, k.role.value, k.label, format_time(k.created_at), revoked)
     out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `consentry keys list`).")],
+    tenant: Tenant = DEFAULT_TENANT,
+    force: Annotated[bool, typer.Option(help="Revoke even the tenant's last admin key.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key now; every running server refuses it within a second.
+
+    The tenant's last admin key is kept unless --force (you can always create one here).
+
+    Example: consentry keys revoke 3f9a2b7c1d0e --tenant default
+    """
+    with _services(database_url, tenant=tenant) as services:
+        key = revoke_key(services.store, tenant, key_id, revoked_by="cli", force=force)
+    assert key.revoked_at is not None
+    out.print(f"Key {key_id} ({key.role.value}) is revoked since {format_time(key.revoked_at)}.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key id to replace.")],
+    tenant: Tenant = DEFAULT_TENANT,
+    grace_seconds: Annotated[
+        int,
+        typer.Option(min=0, max=30 * 86400, help="How long the old key keeps working."),
+    ] = 0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue a replacement key (same role and label) and revoke the old one, at once or after a
+    grace period. The new key is printed as the last line, once.
+
+    Example: consentry keys rotate 3f9a2b7c1d0e --grace-seconds 3600
+    """
+    with _services(database_url, tenant=tenant) as services:
+        rotated = rotate_key(
+            services.store,
+            tenant,
+            key_id,
+            grace=timedelta(seconds=grace_seconds),
+            revoked_by="cli",
+        )
+    old, new = rotated.old, rotated.issued.record
+    assert old.revoked_at is not None
+    err.print(
+        f"Created a {new.role.value} key {new.key_id} for tenant {tenant!r}; key {old.key_id}"
+        f" is revoked from {format_time(old.revoked_at)}:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.write(rotated.issued.key + "\n")
 
 
 @purposes_app.command("create")
