@@ -73,6 +73,10 @@ class KeyCache:
         self._keys[authorization] = (now, generation, key)
         return key
 
+    def invalidate(self) -> None:
+        """This process revoked a key: read the generation again before the next answer."""
+        self._checked_at = float("-inf")
+
     def _sync(self, services: Services, now: float) -> None:
         """Read the revocation generation (one thread at a time; others use what is cached)."""
         if not self._lock.acquire(blocking=False):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from consentry.api.deps import ServicesDep, needs
@@ -68,8 +68,10 @@ def list_keys(services: ServicesDep, caller: Admin) -> dict[str, Any]:
     "/{key_id}/revoke",
     summary="Revoke a key now (refused by every server within a second)",
 )
-def revoke(key_id: str, services: ServicesDep, caller: Admin) -> dict[str, Any]:
-    return key_to_dict(revoke_key(services.store, caller.tenant, key_id, revoked_by=caller.key_id))
+def revoke(key_id: str, request: Request, services: ServicesDep, caller: Admin) -> dict[str, Any]:
+    revoked = revoke_key(services.store, caller.tenant, key_id, revoked_by=caller.key_id)
+    request.app.state.key_cache.invalidate()
+    return key_to_dict(revoked)
 
 
 @router.post(
@@ -78,10 +80,15 @@ def revoke(key_id: str, services: ServicesDep, caller: Admin) -> dict[str, Any]:
     summary="Issue a replacement (same role and label) and revoke the key, after a grace period",
 )
 def rotate(
-    key_id: str, services: ServicesDep, caller: Admin, body: RotateBody | None = None
+    key_id: str,
+    request: Request,
+    services: ServicesDep,
+    caller: Admin,
+    body: RotateBody | None = None,
 ) -> dict[str, Any]:
     grace = timedelta(seconds=body.grace_seconds if body else 0)
     rotated = rotate_key(
         services.store, caller.tenant, key_id, grace=grace, revoked_by=caller.key_id
     )
+    request.app.state.key_cache.invalidate()
     return {**issued_to_dict(rotated.issued), "replaces": key_to_dict(rotated.old)}
