@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from consentry.api.deps import ServicesDep, needs
-from consentry.domain.events import format_time
 from consentry.keys import MAX_GRACE, IssuedKey, Scope, create_key, revoke_key, rotate_key
+from consentry.serialize import key_to_dict
 from consentry.storage.base import ApiKey, Role
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -37,17 +37,6 @@ class RotateBody(BaseModel):
         le=int(MAX_GRACE.total_seconds()),
         description="How long the old key keeps working, so clients can switch (0: not at all).",
     )
-
-
-def key_to_dict(key: ApiKey) -> dict[str, Any]:
-    return {
-        "key_id": key.key_id,
-        "tenant": key.tenant,
-        "role": key.role.value,
-        "label": key.label,
-        "created_at": format_time(key.created_at),
-        "revoked_at": format_time(key.revoked_at) if key.revoked_at else None,
-    }
 
 
 def issued_to_dict(issued: IssuedKey) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
 from consentry.keys import create_key, revoke_key, rotate_key
 from consentry.recording.service import ConsentRequest, EventRequest
-from consentry.serialize import decision_to_dict, purpose_to_dict
+from consentry.serialize import decision_to_dict, key_to_dict, purpose_to_dict
 from consentry.services import Services
 from consentry.storage import open_store
 from consentry.storage.base import Role
@@ -245,13 +245,18 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(tenant: Tenant = DEFAULT_TENANT, database_url: DatabaseUrl = None) -> None:
-    """List a tenant's keys (ids and roles; the keys themselves are not stored).
+def keys_list(
+    tenant: Tenant = DEFAULT_TENANT, as_json: AsJson = False, database_url: DatabaseUrl = None
+) -> None:
+    """List a tenant's keys (ids, roles, revocation; the keys themselves are not stored).
 
     Example: consentry keys list --tenant default
     """
     with _services(database_url, tenant=tenant) as services:
         keys = services.store.list_api_keys(tenant)
+    if as_json:
+        _print_json([key_to_dict(k) for k in keys])
+        return
     table = Table("key id", "role", "label", "created", "revoked")
     for k in keys:
         revoked = format_time(k.revoked_at) if k.revoked_at else ""
