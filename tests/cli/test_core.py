@@ -15,6 +15,14 @@ from consentry.storage import open_store
 runner = CliRunner()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run(db_url: str, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, [*args, "--database-url", db_url])
     return result.exit_code, result.output
@@ -146,7 +154,7 @@ def test_serve_refuses_an_unmigrated_schema(tmp_path: Path) -> None:
     store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     result = subprocess.run(
-        ["consentry", "serve", "--database-url", url, "--port", "1"],
+        ["consentry", "serve", "--database-url", url, "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

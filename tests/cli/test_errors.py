@@ -264,3 +264,26 @@ def test_docs_document_every_exit_code_and_every_command() -> None:
     assert table == {str(c.value): c.name for c in ExitCode}, table
     missing = [" ".join(p) for p in COMMANDS if f"consentry {' '.join(p)}" not in text]
     assert not missing, f"document these commands in docs/cli.md: {missing}"
+
+
+def test_verify_database_never_creates_a_database(tmp_path: Path, db_url: str) -> None:
+    """A missing SQLite file, or an empty PostgreSQL schema, is an error and stays as it was."""
+    from consentry.storage import open_store
+    from consentry.storage.base import SchemaState
+
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{tmp_path / 'never.db'}"
+    env = base_env(tmp_path, db_url)
+    code, stderr = invoke(["verify", "database"], env)
+    assert_one_line(["verify", "database"], code, stderr)
+    assert code == ExitCode.DATABASE, stderr
+    if db_url.startswith("sqlite"):
+        assert not (tmp_path / "never.db").exists()
+        assert "does not exist" in stderr
+        return
+    assert "consentry migrate" in stderr
+    store = open_store(db_url)
+    try:
+        assert store.schema_status().state is SchemaState.EMPTY
+    finally:
+        store.close()
