@@ -48,6 +48,15 @@ def create_key(store: ConsentStore, tenant: str, role: Role, label: str = "") ->
 
 def authenticate(store: ConsentStore, authorization: str | None) -> ApiKey:
     """Resolve an `Authorization: Bearer <key>` header to its key, or raise."""
+    record = store.find_api_key(hash_key(bearer_token(authorization)))
+    if record is None or is_revoked(record):
+        raise AuthenticationError("unknown or revoked API key")
+    return record
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key an `Authorization: Bearer <key>` header carries, or AuthenticationError (no
+    database needed to refuse a malformed header)."""
     if not authorization:
         raise AuthenticationError("missing Authorization header; send 'Bearer <api key>'")
     scheme, _, token = authorization.partition(" ")
@@ -56,10 +65,7 @@ def authenticate(store: ConsentStore, authorization: str | None) -> ApiKey:
         raise AuthenticationError("the Authorization header must be 'Bearer <api key>'")
     if not token.startswith(PREFIX):
         raise AuthenticationError("that is not a Consentry API key")
-    record = store.find_api_key(hash_key(token))
-    if record is None or is_revoked(record):
-        raise AuthenticationError("unknown or revoked API key")
-    return record
+    return token
 
 
 def is_revoked(key: ApiKey, now: datetime | None = None) -> bool:

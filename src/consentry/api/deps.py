@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from consentry.keys import AuthenticationError, authenticate, is_revoked, require
+from consentry.keys import AuthenticationError, authenticate, bearer_token, is_revoked, require
 from consentry.services import Services
 from consentry.storage.base import ApiKey, StoreUnavailableError
 
@@ -35,9 +35,14 @@ class KeyCache:
     REVOCATION_CHECK_SECONDS, and forgets every key when it changed. Each entry remembers the
     generation it was read under, so a lookup that raced with a revocation is never served
     after it. A key whose revocation lies ahead (a rotation's grace period) is refused once
-    that time has come, from the cache too. If the generation cannot be read, cached keys are
-    served only while the last good read is under a second old: fail closed after that.
-    A hit costs a clock read and two dict lookups (bench/bench_keycache.py).
+    that time has come, from the cache too. A hit costs a clock read and a few compares
+    (bench/bench_keycache.py).
+
+    Fail closed, and fast: when the generation cannot be read, keys are served only while the
+    last good read is under a second old; after that every request is refused at once
+    (StoreUnavailableError: 503) without touching the database again until the next attempt,
+    at most one every REVOCATION_CHECK_SECONDS, so a database that hangs holds up one request
+    per interval, not all of them.
     """
 
     def __init__(self, check_interval: float = REVOCATION_CHECK_SECONDS) -> None:
@@ -51,21 +56,17 @@ class KeyCache:
     def resolve(self, services: Services, authorization: str | None) -> ApiKey:
         now = time.monotonic()
         if now - self._checked_at >= self.check_interval:
-            self._sync(services, now)
-        if authorization:
-            cached = self._keys.get(authorization)
-            if (
-                cached is not None
-                and cached[1] == self._generation
-                and now - cached[0] < KEY_CACHE_SECONDS
-            ):
-                if now - self._synced_at > 2 * self.check_interval:
-                    raise StoreUnavailableError("cannot confirm that the API key is not revoked")
-                key = cached[2]
-                if key.revoked_at is not None and is_revoked(key):
-                    raise AuthenticationError("unknown or revoked API key")
-                return key
+            self._sync(services)
+        if now - self._synced_at > 2 * self.check_interval:
+            bearer_token(authorization)  # a malformed header is still a 401, not a 503
+            raise StoreUnavailableError("cannot read the API keys' revocations")
         generation = self._generation
+        cached = self._keys.get(authorization) if authorization else None
+        if cached is not None and cached[1] == generation and now - cached[0] < KEY_CACHE_SECONDS:
+            key = cached[2]
+            if key.revoked_at is not None and is_revoked(key):
+                raise AuthenticationError("unknown or revoked API key")
+            return key
         key = authenticate(services.store, authorization)
         assert authorization is not None
         if len(self._keys) > 10_000:
@@ -77,21 +78,21 @@ class KeyCache:
         """This process revoked a key: read the generation again before the next answer."""
         self._checked_at = float("-inf")
 
-    def _sync(self, services: Services, now: float) -> None:
-        """Read the revocation generation (one thread at a time; others use what is cached)."""
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._checked_at = now
-            generation = services.store.api_key_generation()
+    def _sync(self, services: Services) -> None:
+        """Read the revocation generation; one thread reads, the others wait for its answer."""
+        with self._lock:
+            started = time.monotonic()
+            if started - self._checked_at < self.check_interval:
+                return  # another thread just read it
+            self._checked_at = started
+            try:
+                generation = services.store.api_key_generation()
+            except StoreUnavailableError:
+                return  # resolve refuses once the last good read is a second old
             if generation != self._generation:
                 self._keys.clear()
                 self._generation = generation
-            self._synced_at = now
-        except StoreUnavailableError:
-            pass  # cached keys stay usable for at most a second more (see resolve)
-        finally:
-            self._lock.release()
+            self._synced_at = started
 
 
 def needs(scope: str) -> Callable[..., ApiKey]:
