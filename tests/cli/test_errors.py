@@ -287,3 +287,16 @@ def test_verify_database_never_creates_a_database(tmp_path: Path, db_url: str) -
         assert store.schema_status().state is SchemaState.EMPTY
     finally:
         store.close()
+
+
+def test_an_unreachable_broker_is_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """librdkafka logs each failed connection attempt on stderr itself; a command that fails
+    because of it must still say so in one line (file descriptor 2 is read too)."""
+    env = base_env(tmp_path, f"sqlite:///{tmp_path / 'consentry.db'}")
+    assert invoke(["migrate"], env)[0] == 0
+    for args in (["commands"], ["dlq", "replay"]):
+        code, stderr = invoke(args, env, capfd)
+        assert_one_line(args, code, stderr)
+        assert code == ExitCode.BROKER, (args, code, stderr)

@@ -88,6 +88,10 @@ def settings_message(exc: ValidationError) -> str:
     return f"{name}{inner}:{shown} {message}{more}"
 
 
+#: The broker's exceptions, by name (confluent-kafka's live in its C module, `cimpl`).
+KAFKA_ERRORS = frozenset({"KafkaException", "KafkaError", "PublishError"})
+
+
 def _module(exc: BaseException) -> str:
     return type(exc).__module__ or ""
 
@@ -113,7 +117,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
     module = _module(exc)
     if module.startswith(("psycopg", "sqlite3")):
         return ExitCode.DATABASE, f"the database failed: {exc}"
-    if module.startswith("confluent_kafka") or type(exc).__name__ == "PublishError":
+    if module.startswith(("confluent_kafka", "cimpl")) or type(exc).__name__ in KAFKA_ERRORS:
         return ExitCode.BROKER, f"Kafka: {exc}"
     return ExitCode.INTERNAL, f"internal error ({type(exc).__name__}): {exc}"
 

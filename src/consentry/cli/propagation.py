@@ -226,17 +226,12 @@ def dlq_replay(
     Example: consentry dlq replay --topic consentry.commands --dry-run
     """
     from consentry.propagation.consumer import replay_dead_letters
-    from consentry.propagation.kafka import client_config
+    from consentry.propagation.kafka import client_config, quiet_logger
 
     settings = _kafka_settings(None, bootstrap_servers)
-    # librdkafka's own log lines (one per failed connection attempt) would bury the one-line
-    # error; what went wrong reaches the user as the exception below.
-    quiet = logging.getLogger("consentry.propagation.kafka.client")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
     try:
         report = replay_dead_letters(
-            client_config(settings, logger=quiet),
+            client_config(settings, logger=quiet_logger()),  # its failure is the line below
             settings.kafka_dead_letter_topic,
             only_topic=topic,
             limit=limit,
