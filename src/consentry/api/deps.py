@@ -53,6 +53,16 @@ class KeyCache:
         self._synced_at = float("-inf")
         self._lock = threading.Lock()
 
+    def cached(self, authorization: str | None) -> ApiKey | None:
+        """The key of this header if it can be answered without the database: resolved under
+        the current generation, which was read less than REVOCATION_CHECK_SECONDS ago. None
+        means: call resolve (off the event loop: it may read the database)."""
+        now = time.monotonic()
+        interval = self.check_interval
+        if now - self._checked_at >= interval or now - self._synced_at > 2 * interval:
+            return None
+        return self._hit(authorization, now)
+
     def resolve(self, services: Services, authorization: str | None) -> ApiKey:
         now = time.monotonic()
         if now - self._checked_at >= self.check_interval:
@@ -61,17 +71,23 @@ class KeyCache:
             bearer_token(authorization)  # a malformed header is still a 401, not a 503
             raise StoreUnavailableError("cannot read the API keys' revocations")
         generation = self._generation
-        cached = self._keys.get(authorization) if authorization else None
-        if cached is not None and cached[1] == generation and now - cached[0] < KEY_CACHE_SECONDS:
-            key = cached[2]
-            if key.revoked_at is not None and is_revoked(key):
-                raise AuthenticationError("unknown or revoked API key")
+        key = self._hit(authorization, now)
+        if key is not None:
             return key
         key = authenticate(services.store, authorization)
         assert authorization is not None
         if len(self._keys) > 10_000:
             self._keys.clear()
         self._keys[authorization] = (now, generation, key)
+        return key
+
+    def _hit(self, authorization: str | None, now: float) -> ApiKey | None:
+        entry = self._keys.get(authorization) if authorization else None
+        if entry is None or entry[1] != self._generation or now - entry[0] >= KEY_CACHE_SECONDS:
+            return None
+        key = entry[2]
+        if key.revoked_at is not None and is_revoked(key):
+            raise AuthenticationError("unknown or revoked API key")
         return key
 
     def invalidate(self) -> None:
