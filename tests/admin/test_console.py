@@ -349,14 +349,9 @@ def test_the_operator_creates_tenants_others_cannot(admin: Console) -> None:
 
 
 def test_revoking_and_rotating_a_key_ask_first(admin: Console) -> None:
-    from consentry import keys
-
     other = admin.key(Role.COLLECTOR)
     key_id = other.split("_")[1]
     asked = admin.client.get(f"/admin/keys/{key_id}/revoke")
-    if getattr(keys, "revoke_key", None) is None:  # before key revocation (issue 10) exists
-        assert asked.status_code == 404 and "cannot revoke keys yet" in asked.text
-        return
     assert asked.status_code == 200 and "stops working on every server" in asked.text
     assert admin.client.get("/admin/keys/nope/revoke").status_code == 404
     rotate = admin.page(f"/admin/keys/{key_id}/rotate")

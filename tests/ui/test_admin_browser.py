@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from consentry import keys as keys_module
 from consentry.domain.events import Action, Source
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import LegalBasis, Purpose
@@ -229,8 +228,6 @@ def test_keys_created_and_revoked(
     new_key = page.locator("#issued-key").input_value()
     assert new_key.startswith("csk_")
     watch.check("key-created")
-    if getattr(keys_module, "revoke_key", None) is None:
-        pytest.skip("this Consentry cannot revoke keys yet (issue 10)")
     key_id = new_key.split("_")[1]
     page.get_by_role("link", name=f"Revoke key {key_id}").click()
     assert "stops working on every server" in page.inner_text("main")

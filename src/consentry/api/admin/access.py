@@ -8,13 +8,11 @@ new tenant's first admin key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from consentry import keys
 from consentry.api.admin.console import (
     HTML_HEADERS,
     NAV,
@@ -25,9 +23,10 @@ from consentry.api.admin.console import (
     render,
 )
 from consentry.api.admin.session import Principal, Submission, submission, viewer
+from consentry.api.deps import KeyCache
 from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.domain.inputs import check_tenant_name
-from consentry.keys import IssuedKey, create_key
+from consentry.keys import IssuedKey, create_key, revoke_key, rotate_key
 from consentry.services import Services
 from consentry.storage.base import ApiKey, Role
 from consentry.storage.reports import Reports
@@ -63,18 +62,6 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _revoke_key() -> Callable[..., ApiKey] | None:
-    """Key revocation (keys.revoke_key), where this Consentry has it."""
-    found: Callable[..., ApiKey] | None = getattr(keys, "revoke_key", None)
-    return found
-
-
-def _rotate_key() -> Callable[..., Any] | None:
-    """Key rotation (keys.rotate_key), where this Consentry has it."""
-    found: Callable[..., Any] | None = getattr(keys, "rotate_key", None)
-    return found
-
-
 GRACE_CHOICES = {
     "0": "None: the old key stops at once",
     "3600": "1 hour",
@@ -99,8 +86,6 @@ def _keys_page(
         roles=ROLE_TEXT,
         issued=issued,
         error=error,
-        can_revoke=_revoke_key() is not None,
-        can_rotate=_rotate_key() is not None,
         now=utcnow(),
         status=201 if issued else (422 if error else 200),
     )
@@ -134,8 +119,6 @@ def _key(request: Request, who: Principal, key_id: str) -> ApiKey:
 @router.get("/admin/keys/{key_id}/revoke")
 def confirm_revoke(request: Request, key_id: str, who: KeysViewer) -> Response:
     key = _key(request, who, key_id)
-    if _revoke_key() is None:
-        raise NotFoundError("this Consentry cannot revoke keys yet")
     consequences = [
         f"The {key.role.value} key {key.key_id}"
         + (f" ({key.label})" if key.label else "")
@@ -160,9 +143,6 @@ def confirm_revoke(request: Request, key_id: str, who: KeysViewer) -> Response:
 
 @router.post("/admin/keys/{key_id}/revoke")
 def revoke(request: Request, key_id: str, form: KeysEditor) -> Response:
-    revoke_key = _revoke_key()
-    if revoke_key is None:
-        raise NotFoundError("this Consentry cannot revoke keys yet")
     key = _key(request, form.who, key_id)
     revoke_key(
         _services(request).store, form.who.tenant, key.key_id, revoked_by=form.who.key.key_id
@@ -176,8 +156,6 @@ def revoke(request: Request, key_id: str, form: KeysEditor) -> Response:
 @router.get("/admin/keys/{key_id}/rotate")
 def confirm_rotate(request: Request, key_id: str, who: KeysViewer) -> Response:
     key = _key(request, who, key_id)
-    if _rotate_key() is None:
-        raise NotFoundError("this Consentry cannot rotate keys yet")
     return confirm(
         request,
         who,
@@ -197,9 +175,6 @@ def confirm_rotate(request: Request, key_id: str, who: KeysViewer) -> Response:
 
 @router.post("/admin/keys/{key_id}/rotate")
 def rotate(request: Request, key_id: str, form: KeysEditor) -> Response:
-    rotate_key = _rotate_key()
-    if rotate_key is None:
-        raise NotFoundError("this Consentry cannot rotate keys yet")
     grace = form.get("grace_seconds", "0")
     if grace not in GRACE_CHOICES:
         raise ValidationError("choose one of the grace periods offered")
@@ -217,10 +192,8 @@ def rotate(request: Request, key_id: str, form: KeysEditor) -> Response:
 
 def _forget_cached_keys(request: Request) -> None:
     """This process changed a key: its key cache reads the revocations again at once."""
-    cache = getattr(request.app.state, "key_cache", None)
-    invalidate = getattr(cache, "invalidate", None)
-    if callable(invalidate):
-        invalidate()
+    cache: KeyCache = request.app.state.key_cache
+    cache.invalidate()
 
 
 # Tenants ----------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ _TITLES = {
     401: "Sign in again",
     403: "Not allowed",
     404: "Not found",
-    409: "Already done differently",
+    409: "This cannot be done now",
     422: "Please correct the form",
     503: "Unavailable",
 }
