@@ -25,7 +25,23 @@ from consentry.storage.base import Role
 from consentry.ui.banner import preference_link_token
 from tests.api.test_errors import assert_error
 
-HTML_ROUTES = {"/demo", "/docs", "/preferences", "/redoc"}
+# The operators' console (docs/admin.md): every GET answers a page (a signed-out visitor is sent
+# to the sign-in page), with the pages' policy.
+CONSOLE_ROUTES = {
+    "/admin",
+    "/admin/keys",
+    "/admin/keys/{key_id}/revoke",
+    "/admin/keys/{key_id}/rotate",
+    "/admin/notices",
+    "/admin/notices/new",
+    "/admin/purposes",
+    "/admin/sign-in",
+    "/admin/subjects",
+    "/admin/subjects/history.json",
+    "/admin/tenants",
+    "/admin/{rest:path}",
+}
+HTML_ROUTES = {"/demo", "/docs", "/preferences", "/redoc"} | CONSOLE_ROUTES
 PARAMS = {"site": "default", "subject": "s-1", "path": "pages.css"}
 ENDLESS = {"/v1/changes/stream"}  # server-sent events, never HTML: tests/api/test_changes.py
 
