@@ -12,7 +12,7 @@ import pytest
 from consentry.domain.events import format_time
 from consentry.domain.notices import content_hash
 from tests.conftest import ApiClient
-from tests.ui.test_preferences import csrf, link
+from tests.ui.test_preferences import csrf, link, open_link
 
 TEXTS = {"cookies": "We measure visits.", "advertising": "We show you ads."}
 
@@ -69,7 +69,7 @@ def test_banner_records_each_purposes_own_notice(split: ApiClient, banner: dict[
 def test_preference_center_records_each_purposes_own_notice(split: ApiClient) -> None:
     url = link(split, "crm-1")
     split.client.headers.pop("Authorization")
-    split.client.get(url)
+    open_link(split, url)  # a link is opened by pressing its one button (single-use links)
     page = split.client.get("/preferences")
     assert "Notice “cookies”, version 2" in page.text
     assert "Notice “advertising”, version 2" in page.text
