@@ -80,3 +80,150 @@ def test_withdrawal_during_a_redis_hang_is_not_forgotten_by_a_restarted_server(
         assert (answer["permitted"], answer["reason"]) == (False, "withdrawn"), answer
         batch = http.post("/v1/decisions", json={"checks": [check]}, headers=auth).json()
         assert batch["decisions"][0]["reason"] == "withdrawn"
+
+
+# The property in general -------------------------------------------------------------------
+SUBJECTS = ("s0", "s1", "s2", "s3")
+ACTIONS = (Action.GIVEN, Action.WITHDRAWN, Action.REFUSED)
+
+
+class World:
+    """One database, one Redis, three server processes (each its own Services and store) that
+    are restarted at random, and an oracle that reads the database alone."""
+
+    PROCESS_SETTINGS: tuple[dict[str, Any], ...] = (
+        {},  # the default: L1 and Redis
+        {"local_cache": False},  # Redis only
+        {"local_cache_subjects": 2},  # an L1 so small that floors are forgotten constantly
+    )
+
+    def __init__(self, db_url: str, redis_url: str) -> None:
+        self.db_url = db_url
+        self.redis_url = redis_url
+        self.redis = redis.Redis.from_url(redis_url)
+        self.processes = [self.start(i) for i in range(len(self.PROCESS_SETTINGS))]
+        self.processes[0].recorder.add_purpose(
+            "default", Purpose("email", "Email", LegalBasis.CONSENT)
+        )
+        self.oracle_store = open_store(db_url)
+        self.oracle = Services.build(Settings(database_url=db_url), self.oracle_store).decisions
+        self.snapshot: dict[bytes, bytes] = {}
+
+    def start(self, index: int) -> Services:
+        settings = Settings(
+            database_url=self.db_url, redis_url=self.redis_url, **self.PROCESS_SETTINGS[index]
+        )
+        return Services.build(settings, open_store(self.db_url))
+
+    def restart(self, index: int) -> None:
+        """The process dies with whatever it held in memory (pending invalidations, floors)."""
+        self.processes[index].close()
+        self.processes[index] = self.start(index)
+
+    def write(self, index: int, subject: str, action: Action) -> None:
+        request = ConsentRequest(subject, Source.API, [EventRequest("email", action)])
+        self.processes[index].recorder.record("default", request)
+
+    def take_snapshot(self) -> None:
+        """What a Redis snapshot (RDB) would hold now."""
+        self.snapshot = {k: self.redis.dump(k) for k in self.redis.keys()}  # type: ignore[misc]
+
+    def come_back_with_old_data(self) -> None:
+        """Redis restarts from its last snapshot: entries AND floors go back in time."""
+        self.redis.flushdb()
+        for k, v in self.snapshot.items():
+            self.redis.restore(k, 0, v, replace=True)
+
+    def close(self) -> None:
+        for p in self.processes:
+            p.close()
+        self.oracle_store.close()
+        self.redis.close()
+
+
+def expected(oracle: DecisionService, subject: str) -> tuple[bool, str, int | None]:
+    d = oracle.check("default", subject, "email")
+    return d.permitted, d.reason.value, d.position
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_no_process_answers_from_a_state_older_than_the_log(
+    db_url: str, migrated: SqlStore, private_redis: PrivateRedis, seed: int
+) -> None:
+    """A random walk of writes, checks, restarts and Redis losing data, on every backend: after
+    every step, every process answers exactly what the database says."""
+    rng = random.Random(seed)
+    world = World(db_url, private_redis.url)
+    steps: list[str] = []
+    try:
+        for _ in range(120):
+            roll = rng.random()
+            index = rng.randrange(len(world.processes))
+            subject = rng.choice(SUBJECTS)
+            if roll < 0.35:
+                action = rng.choice(ACTIONS)
+                steps.append(f"p{index} writes {subject} {action.value}")
+                world.write(index, subject, action)
+            elif roll < 0.45:
+                steps.append(f"p{index} restarts")
+                world.restart(index)
+            elif roll < 0.55:
+                steps.append("redis snapshot")
+                world.take_snapshot()
+            elif roll < 0.65:
+                steps.append("redis comes back from its snapshot")
+                world.come_back_with_old_data()
+            elif roll < 0.70:
+                steps.append("redis flushed")
+                world.redis.flushdb()
+            steps.append(f"p{index} checks {subject}")
+            got = world.processes[index].decisions.check("default", subject, "email")
+            want = expected(world.oracle, subject)
+            assert (got.permitted, got.reason.value, got.position) == want, "\n".join(steps)
+        hits = sum(p.decisions.active_reader.redis.hits for p in world.processes)  # type: ignore[union-attr]
+        assert hits > 0, "Redis never answered: the walk proved nothing about it"
+    finally:
+        world.close()
+
+
+# Installations sharing one Redis -------------------------------------------------------------
+@pytest.mark.parametrize("second_backend", ["sqlite", "postgres"])
+def test_two_installations_sharing_one_redis_never_decide_from_each_others_data(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, second_backend: str
+) -> None:
+    """Same tenant, same subject, same positions, one Redis: each decides from its own log."""
+    urls = [f"sqlite:///{tmp_path / 'first.db'}"]
+    if second_backend == "sqlite":
+        urls.append(f"sqlite:///{tmp_path / 'second.db'}")
+    else:
+        urls.append(str(request.getfixturevalue("pg_url")))
+    installations: list[Services] = []
+    try:
+        for url in urls:
+            store = open_store(url)
+            store.migrate()
+            store.ensure_tenant("default")
+            services = Services.build(Settings(database_url=url, redis_url=redis_url), store)
+            services.recorder.add_purpose("default", Purpose("email", "Email", LegalBasis.CONSENT))
+            installations.append(services)
+        first, second = installations
+
+        def record(services: Services, action: Action) -> int:
+            request = ConsentRequest("alice", Source.API, [EventRequest("email", action)])
+            return services.recorder.record("default", request).token
+
+        assert record(second, Action.REFUSED) == 1
+        assert second.decisions.check("default", "alice", "email").reason.value == "refused"
+        assert record(first, Action.GIVEN) == 1  # the same position in the other log
+        assert first.decisions.check("default", "alice", "email").permitted  # cached in Redis
+        for services in installations:
+            services.decisions.active_reader.clear()  # past the L1: to Redis
+        assert second.decisions.check("default", "alice", "email").reason.value == "refused"
+        assert first.decisions.check("default", "alice", "email").reason.value == "granted"
+        keys = redis.Redis.from_url(redis_url).keys("consentry:*")
+        ids = {first.store.installation_id(), second.store.installation_id()}
+        assert len(ids) == 2
+        assert {k.split(b":")[1].decode() for k in keys} == ids
+    finally:
+        for services in installations:
+            services.close()
