@@ -366,9 +366,11 @@ def test_installation_id_is_created_once_and_kept(
         assert reopened.installation_id() == first
     finally:
         reopened.close()
-    with pytest.raises(Exception, match="(?i)unique|duplicate|check"):
-        raw_sql("INSERT INTO installation (singleton, id, created_at) VALUES (?, ?, ?)",
-                (True, "0" * 32, "2024-01-01T00:00:00.000000Z"))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate|check"):
+        raw_sql(
+            "INSERT INTO installation (singleton, id, created_at) VALUES (?, ?, ?)",
+            (True, "0" * 32, "2024-01-01T00:00:00.000000Z"),
+        )
     assert store.installation_id() == first
 
 
