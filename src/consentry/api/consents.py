@@ -11,10 +11,10 @@ from consentry.api.ledger import history_with_proofs
 from consentry.api.mappings import get_collection
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import format_time, parse_time
-from consentry.keys import Scope
+from consentry.keys import Scope, may_read_evidence
 from consentry.recording.schema import ConsentBody
 from consentry.recording.signals_in import signal_request
-from consentry.serialize import decision_to_dict
+from consentry.serialize import decision_to_dict, event_to_dict
 from consentry.signals.gpc import sec_gpc_opt_out
 from consentry.storage.base import ApiKey
 
@@ -110,6 +110,7 @@ def subject_consents(
     states = services.decisions.state_as_of(
         key.tenant, subject, as_of=as_of_t, known_at=known_at_t, jurisdiction=jurisdiction
     )
+    shown = may_read_evidence(key)  # a collector reads state, not the evidence of history
     return {
         "subject": subject,
         "as_of": format_time(as_of_t) if as_of_t else None,
@@ -117,7 +118,7 @@ def subject_consents(
         "purposes": [
             {
                 **decision_to_dict(s.decision),
-                "event": s.event.to_dict() if s.event else None,
+                "event": event_to_dict(s.event, evidence=shown) if s.event else None,
             }
             for s in states
         ],
