@@ -44,12 +44,15 @@ def _page(
     services: Services, tenant: str, after: int, limit: int
 ) -> tuple[list[RecordedEvent], int]:
     """Events after `after` and the next position. The head is read before the events, so
-    every position up to it is committed and `next` never skips a later commit."""
+    every position up to it is committed and `next` never skips a later commit. Without
+    events `next` is the head, even below `after`: a reader ahead of this log (a database
+    restored from a backup, another installation) learns it is following another log."""
     head = services.store.head()
     events = services.store.events_after(after, limit, tenant)
-    last = events[-1].position if events else after
-    complete = len(events) < limit
-    return events, max(last, head) if complete else last
+    if not events:
+        return events, head
+    last = events[-1].position
+    return events, max(last, head) if len(events) < limit else last
 
 
 @router.get(
@@ -71,7 +74,7 @@ async def changes(
     while True:
         events, next_position = await run_in_threadpool(_page, services, key.tenant, after, limit)
         remaining = deadline - time.monotonic()
-        if events or remaining <= 0:
+        if events or remaining <= 0 or next_position < after:
             break
         await notifier.wait(min(remaining, POLL_SECONDS))
     shown = may_read_evidence(key)
