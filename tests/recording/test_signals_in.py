@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
+from consentry.recording import gpp_signals
+from consentry.recording.signals_in import SignalMapping, events_from_gpp_string
 from consentry.signals import gpp, tcf
 from consentry.storage.base import Role
 from tests.conftest import ApiClient
@@ -226,3 +229,173 @@ def test_mapping_needs_catalog_scopes_and_is_per_tenant(api: ApiClient) -> None:
         "/v1/consents", json={"subject": "x", "tc_string": TC_VECTOR}, headers=collector
     )
     assert r.status_code == 201  # collectors record strings with the tenant's mapping
+
+
+# --------------------------------------------------------------------------- every GPP section
+
+_PURPOSES = {
+    "sale": Purpose("sale", "Sale", LegalBasis.CONSENT, opt_out_category=OptOutCategory.SALE),
+    "ads": Purpose("ads", "Ads", LegalBasis.CONSENT),
+    "sensitive": Purpose("sensitive", "Sensitive", LegalBasis.CONSENT),
+    "kids": Purpose("kids", "Kids", LegalBasis.CONSENT),
+}
+_MAPPING = SignalMapping.from_dict(
+    {
+        "purposes": {
+            "ads": {"us_opt_out": ["targeted_advertising"]},
+            "sensitive": {"us_opt_out": ["sensitive_data"]},
+            "kids": {"us_opt_out": ["known_child"]},
+        }
+    },
+    version=1,
+)
+
+
+def _one_of_each(cls: type[gpp.UsSection], value: int) -> gpp.UsSection:
+    """A section whose every opt-out / consent field says ``value`` (GPC off)."""
+    values: dict[str, Any] = {"MspaCoveredTransaction": 1}
+    for name, kind in cls.kinds(max(cls.VERSIONS)).items():
+        if name.endswith("OptOut") or name in ("SensitiveDataProcessing",):
+            values[name] = (value,) * kind.length if hasattr(kind, "length") else value
+        if name == "KnownChildSensitiveDataConsents":
+            values[name] = (value,) * kind.length if hasattr(kind, "length") else value
+    return cls(**values)
+
+
+@pytest.mark.parametrize("cls", gpp.US_SECTIONS, ids=[c.NAME for c in gpp.US_SECTIONS])
+def test_every_us_section_maps_its_opt_outs_to_the_purposes(cls: type[gpp.UsSection]) -> None:
+    fields = gpp_signals.SECTION_FIELDS[cls.NAME]
+    for value, expected in ((1, {"sale": "opted_out"}), (2, {"sale": "opted_in"})):
+        text = gpp.encode(gpp.GPPString(**{cls.NAME: _one_of_each(cls, value)}))
+        implied = events_from_gpp_string(text, _MAPPING, _PURPOSES, {})
+        got = {e.purpose: e.action.value for e in implied.events}
+        refused = "refused" if value == 1 else None
+        for purpose, signal in (("ads", "targeted_advertising"), ("sensitive", "sensitive_data"),
+                                ("kids", "known_child")):  # fmt: skip
+            if fields[gpp_signals.UsSignal(signal)] and refused:
+                expected = {**expected, purpose: refused}
+        assert got == expected, cls.NAME
+        assert implied.applied == (cls.NAME,)
+        assert implied.jurisdiction == cls.JURISDICTION
+
+
+def test_section_fields_follow_each_state_law() -> None:
+    fields = gpp_signals.SECTION_FIELDS
+    assert fields["usca"][gpp_signals.UsSignal.TARGETED_ADVERTISING] == ("SharingOptOut",)
+    assert fields["usva"][gpp_signals.UsSignal.SHARING] == ()
+    assert fields["usmd"][gpp_signals.UsSignal.SENSITIVE_DATA] == ()
+    assert fields["usin"][gpp_signals.UsSignal.SENSITIVE_DATA] == ("SensitiveDataProcessing",)
+
+
+def test_gpc_of_a_state_section_opts_out_of_sale_but_not_of_sensitive_data() -> None:
+    section = gpp.UsCo(MspaCoveredTransaction=1, SensitiveDataProcessing=(2,) * 7, Gpc=True)
+    implied = events_from_gpp_string(
+        gpp.encode(gpp.GPPString(usco=section)), _MAPPING, _PURPOSES, {}
+    )
+    assert {e.purpose: e.action.value for e in implied.events} == {
+        "sale": "opted_out",
+        "ads": "refused",
+    }  # sensitive data consented to in every category: not refused, and not consent either
+
+
+def test_the_state_section_of_the_jurisdiction_applies_else_usnat() -> None:
+    both = gpp.GPPString(
+        usnat=gpp.UsNat(MspaCoveredTransaction=1, SaleOptOut=2),
+        usca=gpp.UsCa(MspaCoveredTransaction=1, SaleOptOut=1),
+        ustx=gpp.UsTx(MspaCoveredTransaction=1, SaleOptOut=2),
+    )
+    text = gpp.encode(both)
+    for where, applied, sale in (
+        ("US-CA", ("usca",), "opted_out"),
+        ("us-tx", ("ustx",), "opted_in"),
+        ("US-NY", ("usnat",), "opted_in"),
+        (None, ("usnat",), "opted_in"),
+    ):
+        implied = events_from_gpp_string(text, _MAPPING, _PURPOSES, {}, where)
+        assert implied.applied == applied
+        assert {e.purpose: e.action.value for e in implied.events}["sale"] == sale
+    states = gpp.encode(gpp.GPPString(usca=both.usca, ustx=both.ustx))
+    implied = events_from_gpp_string(states, _MAPPING, _PURPOSES, {})
+    assert implied.applied == ("usca", "ustx")  # no usnat: every state, the protective answer
+    assert implied.jurisdiction is None
+    assert {e.purpose: e.action.value for e in implied.events}["sale"] == "opted_out"
+
+
+def test_tcfcav1_express_or_implied_consent_counts() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    purposes = {"storage": Purpose("storage", "Storage", LegalBasis.CONSENT),
+                "measure": Purpose("measure", "Measure", LegalBasis.CONSENT),
+                "research": Purpose("research", "R", LegalBasis.LEGITIMATE_INTEREST)}  # fmt: skip
+    mapping = SignalMapping.from_dict(
+        {"purposes": {"storage": {"tcf_purposes": [1]}, "measure": {"tcf_purposes": [1, 8]},
+                      "research": {"tcf_purposes": [2]}}}, version=1)  # fmt: skip
+    section = gpp.TcfCaV1(
+        Created=when, LastUpdated=when, PurposesExpressConsent=[True], PurposesImpliedConsent=[]
+    )
+    implied = events_from_gpp_string(
+        gpp.encode(gpp.GPPString(tcfcav1=section)), mapping, purposes, {}
+    )
+    assert {e.purpose: e.action.value for e in implied.events} == {
+        "storage": "given",
+        "measure": "refused",
+    }  # no legitimate-interest signal in TCF Canada: research is left alone
+
+
+def test_gpp_state_section_through_the_api_keeps_the_section_as_evidence(
+    api: ApiClient,
+) -> None:
+    setup_tenant(api)
+    section = gpp.UsCa(MspaCoveredTransaction=1, SaleOptOut=1, SharingOptOut=2, Gpc=False)
+    text = gpp.encode(gpp.GPPString(usca=section))
+    r = post(api, "ca1", gpp_string=text)
+    assert r.status_code == 201, r.text
+    assert r.json()["signal"] == {
+        "sections": ["usca"],
+        "applied_us_sections": ["usca"],
+        "unknown_sections": [],
+    }
+    events = api.client.get("/v1/subjects/ca1/history").json()["events"]
+    got = {e["purpose"]: (e["action"], e["raw_signal"], e["jurisdiction"]) for e in events}
+    # California has no targeted-advertising field: its sharing opt-out answers for it. The
+    # newsletter (consent, mapped to sharing) did not opt out: not consent, nothing recorded.
+    assert got == {
+        "sale": ("opted_out", text, "US-CA"),
+        "targeting": ("opted_in", text, "US-CA"),
+    }
+
+
+def test_an_unknown_section_is_reported_and_the_known_ones_recorded(api: ApiClient) -> None:
+    setup_tenant(api)
+    known = gpp.decode(USNAT_VECTOR)
+    text = gpp.encode(gpp.GPPString(usnat=known.usnat, unknown_sections=((99, "BVVVVVVV.QA"),)))
+    r = post(api, "unk1", gpp_string=text)
+    assert r.status_code == 201, r.text
+    assert r.json()["signal"]["unknown_sections"] == [99]
+    assert r.json()["signal"]["sections"] == ["usnat", "99"]
+    assert actions(api, "unk1")["sale"] == ("opted_out", "gpp", text)
+    only_unknown = gpp.encode(gpp.GPPString(unknown_sections=((99, "BVVVVVVV.QA"),)))
+    r = post(api, "unk2", gpp_string=only_unknown)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+    assert "section ids [99] are not supported" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DBABLA~CUQRAA",  # usnat cut short
+        "DBABzA~BVVVVVVV",  # header cut short
+        "DBACNY~BAAA",  # the header lists two sections, one follows
+        "DBABLA~CUQRAAAA%ACA.YA",  # not base64url
+        "DBABjw~B~1YNN",  # tcfcav1 too short
+        "DBABMA~CQujIwAQ",  # tcfeuv2 too short
+    ],
+)
+def test_malformed_gpp_strings_are_a_422_in_the_error_shape(api: ApiClient, text: str) -> None:
+    setup_tenant(api)
+    r = post(api, "bad", gpp_string=text)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"].startswith("gpp_string is not a valid GPP string")
+    assert api.client.get("/v1/subjects/bad/history").json()["events"] == []

@@ -1,9 +1,12 @@
-"""GPP codec: official usnat vectors, spec examples, both padding forms, errors, properties."""
+"""GPP codec: usnat vectors, spec examples, both padding forms, errors, properties (every
+section against the library: test_gpp_vectors.py; fuzzing: test_gpp_fuzz.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 from consentry.signals import gpp, tcf
 from consentry.signals.bits import BitWriter, bits_to_base64url
 from consentry.signals.gpp import GPPString, GPPStringError, Padding, UsNat, UspV1
+from consentry.signals.gpp.encoding import write_fibonacci_range
 from tests.signals.vectors_path import vectors_file
 
 GPP_VECTORS: list[dict[str, Any]] = json.loads(vectors_file("gpp_usnat.json").read_text("utf-8"))
@@ -81,12 +85,13 @@ def test_spec_header_examples(header: str, ids: tuple[int, ...]) -> None:
 
 def test_spec_header_encoding() -> None:
     usp = UspV1.parse("1YNN")
-    other = GPPString(uspv1=usp, other_sections=((5, "BAAA"),))
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    other = GPPString(uspv1=usp, tcfcav1=gpp.TcfCaV1(Created=when, LastUpdated=when))
     assert gpp.encode(other, padding=Padding.MINIMAL).split("~")[0] == "DBABjw"
 
 
 def test_spec_full_example() -> None:
-    with pytest.raises(GPPStringError, match=r"section tcfeuv2: .*policy_version is 2") as info:
+    with pytest.raises(GPPStringError, match=r"tcfeuv2: .*policy_version is 2") as info:
         gpp.decode(SPEC_FULL_EXAMPLE)
     assert isinstance(info.value.__cause__, tcf.TCStringError)
     decoded = gpp.decode(SPEC_FULL_EXAMPLE, strict=False)
@@ -136,7 +141,7 @@ def test_fibonacci_spec_examples(value: int, code: str) -> None:
 
 def test_fibonacci_range_spec_example() -> None:
     writer = BitWriter()
-    gpp._write_fibonacci_range(writer, (3, 5, 6, 7, 8))
+    write_fibonacci_range(writer, (3, 5, 6, 7, 8), "ids")
     assert writer.to_bits() == "000000000010" + "0" + "0011" + "1" + "011" + "0011"
 
 
@@ -182,7 +187,7 @@ def test_usnat_without_gpc_subsection() -> None:
     body = gpp.encode_usnat(section)
     assert "." not in body
     assert gpp.decode_usnat(body) == section
-    with pytest.raises(GPPStringError, match="Gpc is true but GpcSegmentIncluded is false"):
+    with pytest.raises(GPPStringError, match="Gpc is set but GpcSegmentIncluded is false"):
         gpp.encode_usnat(UsNat(MspaCoveredTransaction=1, GpcSegmentIncluded=False, Gpc=True))
 
 
@@ -222,7 +227,7 @@ def test_usnat_strict_value_rules() -> None:
             "must have 16 entries",
         ),
         (lambda: UsNat.from_dict({"SaleOptout": 1, "MspaCoveredTransaction": 1}), "unknown field"),
-        (lambda: UsNat.from_dict({"SaleOptOut": 1}), "MspaCoveredTransaction"),
+        (lambda: UsNat.from_dict({"SaleOptOut": 1}), "missing required field.*MspaCovered"),
         (lambda: UspV1.parse("1YN"), "expected 4 characters"),
         (lambda: UspV1.parse("2YNN"), "unsupported version 2"),
         (lambda: UspV1.parse("1YXN"), "OptOutSale must be"),
@@ -270,30 +275,31 @@ def test_malformed_strings(text: str, message: str) -> None:
         gpp.decode(text)
 
 
-def test_other_sections_are_kept_verbatim() -> None:
-    usca = "BVVVVVVVVWA.YA"
+def test_unknown_sections_are_kept_verbatim_and_reported() -> None:
     original = GPPString(
-        usnat=UsNat(MspaCoveredTransaction=1), other_sections=((8, usca), (5, "BAAA"))
+        usnat=UsNat(MspaCoveredTransaction=1), unknown_sections=((40, "anything"), (4, "BAAA"))
     )
     text = gpp.encode(original)
-    assert text.split("~")[2:] == [
+    assert text.split("~")[1:] == [
+        "BAAA",
         gpp.encode_usnat(UsNat(MspaCoveredTransaction=1)),
-        usca,
+        "anything",
     ]
     decoded = gpp.decode(text)
     assert decoded == original
-    assert decoded.section_ids == (5, 7, 8)
-    assert decoded.section_names() == ("tcfcav1", "usnat", "usca")
+    assert decoded.section_ids == (4, 7, 40)
+    assert decoded.unknown_section_ids == (4, 40)
+    assert decoded.section_names() == ("signal integrity", "usnat", "40")
 
 
 def test_gpp_model_errors() -> None:
     with pytest.raises(GPPStringError, match="at least one section"):
         gpp.encode(GPPString())
-    with pytest.raises(GPPStringError, match="use the typed fields"):
-        GPPString(other_sections=((7, "x"),))
+    with pytest.raises(GPPStringError, match="have their own attribute"):
+        GPPString(unknown_sections=((7, "x"),))
     with pytest.raises(GPPStringError, match="repeats a section id"):
-        GPPString(other_sections=((8, "x"), (8, "y")))
-    with pytest.raises(GPPStringError, match="section tcfeuv2"):
+        GPPString(unknown_sections=((80, "x"), (80, "y")))
+    with pytest.raises(GPPStringError, match="tcfeuv2: "):
         bad = tcf.TCModel(
             created=datetime(2026, 1, 1, tzinfo=UTC),
             last_updated=datetime(2026, 1, 1, tzinfo=UTC),
@@ -348,7 +354,7 @@ _usp = st.builds(
     LspaCovered=st.sampled_from("YN-"),
 )
 _others = st.dictionaries(
-    st.integers(8, 60),
+    st.integers(28, 60),
     st.text(alphabet="ABCDEFabcdef0123456789-_", min_size=1, max_size=12),
     max_size=4,
 ).map(lambda d: tuple(d.items()))
@@ -358,7 +364,7 @@ _others = st.dictionaries(
 def test_property_round_trip(
     usnat: UsNat | None, usp: UspV1 | None, others: tuple[tuple[int, str], ...], padding: Padding
 ) -> None:
-    model = GPPString(usnat=usnat, uspv1=usp, other_sections=others)
+    model = GPPString(usnat=usnat, uspv1=usp, unknown_sections=others)
     if not model.section_ids:
         return
     assert gpp.decode(gpp.encode(model, padding=padding)) == model
@@ -366,10 +372,19 @@ def test_property_round_trip(
 
 @given(st.frozensets(st.integers(1, 300), min_size=1, max_size=40))
 def test_property_header_ids_round_trip(ids: frozenset[int]) -> None:
-    ids = frozenset(ids - {2, 3, 6, 7})
+    ids = frozenset(ids - set(gpp.SECTIONS_BY_ID) - {3})
     if not ids:
         return
     others = tuple((sid, "AA") for sid in sorted(ids))
     for padding in Padding:
-        decoded = gpp.decode(gpp.encode(GPPString(other_sections=others), padding=padding))
+        decoded = gpp.decode(gpp.encode(GPPString(unknown_sections=others), padding=padding))
         assert decoded.section_ids == tuple(sorted(ids))
+
+
+def test_the_gpp_example_in_docs_runs() -> None:
+    """docs/signals.md's GPP example is code, not prose: it must keep running."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "signals.md").read_text("utf-8")
+    section = text[text.index("## GPP (`consentry.signals.gpp`)") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    exec(compile(block.group(1), "docs/signals.md", "exec"), {})

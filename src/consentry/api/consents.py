@@ -13,7 +13,7 @@ from consentry.domain.errors import ValidationError
 from consentry.domain.events import format_time, parse_time
 from consentry.keys import Scope, may_read_evidence
 from consentry.recording.schema import ConsentBody
-from consentry.recording.signals_in import signal_request
+from consentry.recording.signals_in import read_signal
 from consentry.serialize import decision_to_dict, event_to_dict
 from consentry.signals.gpc import sec_gpc_opt_out
 from consentry.storage.base import ApiKey
@@ -44,14 +44,16 @@ def record_consents(
 ) -> dict[str, Any]:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationError(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    signal: dict[str, Any] | None = None
     if body.tc_string is not None or body.gpp_string is not None:
-        consent = signal_request(
+        consent, implied = read_signal(
             body,
             tenant=key.tenant,
             collection=get_collection(request),
             catalog=services.catalog,
             store=services.store,
         )
+        signal = implied.report()  # which sections were read, and those that could not be
     else:
         consent = body.to_request()
     result = services.recorder.record(key.tenant, consent, idempotency_key=idempotency_key)
@@ -79,6 +81,7 @@ def record_consents(
             for e in result.events
         ],
         "token": str(result.token),
+        **({"signal": signal} if signal is not None else {}),
     }
 
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from consentry.api.deps import ServicesDep, needs
 from consentry.domain.events import format_time
-from consentry.domain.purposes import OptOutCategory
 from consentry.keys import Scope
+from consentry.recording.gpp_signals import UsSignal
 from consentry.recording.signals_in import SignalMapping, load_mapping
 from consentry.storage.base import ApiKey
 from consentry.storage.collection import CollectionStore, SettingsKind
@@ -48,9 +48,11 @@ class PurposeMappingBody(BaseModel):
     tcf_publisher_purposes: list[TcfId] = Field(
         default_factory=list, description="Publisher TC purposes (the tenant's own) it needs"
     )
-    us_opt_out: list[OptOutCategory] = Field(
+    us_opt_out: list[UsSignal] = Field(
         default_factory=list,
-        description="US opt-out categories it answers to (default: its own opt_out_category)",
+        description="US categories it answers to in GPP strings (usnat and every state"
+        " section): sale, sharing, targeted_advertising, sensitive_data, known_child"
+        " (default: its own opt_out_category). docs/signals.md shows each section's fields.",
     )
     consent_mode: list[str] = Field(
         default_factory=list, description="Google Consent Mode v2 types it stands behind"
@@ -72,7 +74,8 @@ def mapping_response(mapping: SignalMapping, created_at: str | None) -> dict[str
     summary="Set the tenant's signal mapping (a new version)",
     description="Maps each tenant purpose to the TCF purposes, special features and publisher"
     " purposes it needs, the US opt-out categories it answers to, and the Google Consent Mode"
-    " types it stands behind. Used to record TC/GPP strings (POST /v1/consents with tc_string or"
+    " types it stands behind. Used to record TC/GPP strings (every GPP section: usnat, the state"
+    " sections, tcfeuv2, tcfcav1, uspv1) (POST /v1/consents with tc_string or"
     " gpp_string) and by the banner. Purposes left out are not mapped.",
 )
 def put_mapping(

@@ -15,13 +15,19 @@ Rules (docs/collection.md explains them with examples):
   feature and publisher purpose it is mapped to; otherwise refused (withdrawn if it was given).
 - TCF, legitimate-interest purpose: objected when a mapped purpose's LI bit is off; a set bit
   lifts an earlier objection (given) and records nothing otherwise.
-- US (GPP usnat, or uspv1 for sale): a purpose is mapped to the categories in `us_opt_out`, or by
-  default to its own `opt_out_category`. Opted out when any mapped category is opted out or the
-  usnat GPC flag is set; opted in when every mapped category is "did not opt out"; nothing when
-  a category is "not applicable". A consent purpose without an opt_out_category records
-  refused/withdrawn on an opt-out and nothing otherwise (not opting out is not consent).
-- A GPP string's tcfeuv2 section follows the TCF rules.
-The raw string is kept as the events' evidence (`raw_signal`) with source `tcf` or `gpp`.
+- US (GPP usnat, any state section, or uspv1 for sale): a purpose is mapped to the categories
+  in `us_opt_out` (sale, sharing, targeted_advertising, sensitive_data, known_child), or by
+  default to its own `opt_out_category`. Which US section applies: recording/gpp_signals.py.
+  Opted out when any mapped category is opted out (for a per-category list: any entry) or the
+  section's GPC flag is set (sale, sharing, targeted advertising); opted in when every mapped
+  category is "did not opt out"; nothing when a category is "not applicable". A consent purpose
+  without an opt_out_category records refused/withdrawn on an opt-out and nothing otherwise
+  (not opting out is not consent).
+- A GPP string's tcfeuv2 section follows the TCF rules; tcfcav1 too, express or implied consent
+  counting as consent (Canada has no legitimate-interest basis: LI purposes are left alone).
+The raw string is kept as the events' evidence (`raw_signal`) with source `tcf` or `gpp`; when
+only US sections spoke and one section applied, the request's jurisdiction defaults to that
+section's (usca: US-CA, usnat: US), so the evidence says which law the string was read under.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ from typing import Any
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import Action, RecordedEvent, Source
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
+from consentry.recording.gpp_signals import (
+    GPC_SIGNALS,
+    UsSignal,
+    applicable_us_sections,
+    negative,
+    section_flags,
+    tcfca_summary,
+    us_events,
+    uspv1_flags,
+)
 from consentry.recording.schema import ConsentBody
 from consentry.recording.service import ConsentRequest, EventRequest
 from consentry.signals import gpp, tcf
@@ -54,7 +70,7 @@ class PurposeMapping:
     tcf_purposes: tuple[int, ...] = ()
     tcf_special_features: tuple[int, ...] = ()
     tcf_publisher_purposes: tuple[int, ...] = ()
-    us_opt_out: tuple[OptOutCategory, ...] = ()
+    us_opt_out: tuple[UsSignal, ...] = ()
     consent_mode: tuple[str, ...] = ()
 
     @property
@@ -106,10 +122,10 @@ class SignalMapping:
                     " consent_mode"
                 )
             try:
-                categories = tuple(OptOutCategory(c) for c in _items(entry, "us_opt_out", pid))
+                categories = tuple(UsSignal(c) for c in _items(entry, "us_opt_out", pid))
             except ValueError as exc:
                 raise ValidationError(
-                    f"purposes.{pid}.us_opt_out: {exc}; use sale, sharing, targeted_advertising"
+                    f"purposes.{pid}.us_opt_out: {exc}; use {', '.join(UsSignal)}"
                 ) from None
             out.append(
                 PurposeMapping(
@@ -162,14 +178,19 @@ class SignalMapping:
         if problems:
             raise ValidationError("invalid signal mapping: " + "; ".join(problems))
 
-    def us_categories(self, purpose: Purpose) -> tuple[OptOutCategory, ...]:
+    def us_signals(self, purpose: Purpose) -> tuple[UsSignal, ...]:
         """The US categories a purpose answers to: mapped ones, else its own category."""
         m = self.get(purpose.id)
         if m is not None and m.us_opt_out:
             return m.us_opt_out
         if purpose.opt_out_category is not None and purpose.legal_basis is LegalBasis.CONSENT:
-            return (purpose.opt_out_category,)
+            return (UsSignal(purpose.opt_out_category.value),)
         return ()
+
+    def us_categories(self, purpose: Purpose) -> tuple[OptOutCategory, ...]:
+        """The opt-out categories (sale, sharing, targeted advertising) among them: what a
+        banner shows as US toggles and what GPC turns off."""
+        return tuple(OptOutCategory(s.value) for s in self.us_signals(purpose) if s in GPC_SIGNALS)
 
 
 def _items(entry: Mapping[str, Any], name: str, pid: str) -> list[Any]:
@@ -203,13 +224,7 @@ def _consent_types(entry: Mapping[str, Any], pid: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- implied events
 
 _POSITIVE = frozenset({Action.GIVEN, Action.OPTED_IN})
-
-
-def _negative(current: RecordedEvent | None) -> Action:
-    """Refused, or withdrawn when the person had consented before."""
-    if current is not None and current.action in _POSITIVE:
-        return Action.WITHDRAWN
-    return Action.REFUSED
+_negative = negative
 
 
 def tcf_events(
@@ -217,12 +232,17 @@ def tcf_events(
     mapping: SignalMapping,
     purposes: Mapping[str, Purpose],
     state: Mapping[str, RecordedEvent],
+    *,
+    legitimate_interest: bool = True,
 ) -> list[EventRequest]:
-    """The events a TC string implies for the mapped purposes (rules in the module docstring)."""
+    """The events a TC string implies for the mapped purposes (rules in the module docstring);
+    ``legitimate_interest=False`` leaves LI purposes alone (TCF Canada has no LI signals)."""
     out = []
     for m in mapping.purposes:
         purpose = purposes.get(m.purpose)
         if purpose is None or not m.maps_tcf or purpose.required:
+            continue
+        if purpose.legal_basis is LegalBasis.LEGITIMATE_INTEREST and not legitimate_interest:
             continue
         current = state.get(purpose.id)
         if purpose.legal_basis is LegalBasis.CONSENT:
@@ -243,55 +263,25 @@ def tcf_events(
     return out
 
 
-def us_events(
-    flags: Mapping[OptOutCategory, int],
-    gpc: bool,
-    mapping: SignalMapping,
-    purposes: Mapping[str, Purpose],
-    state: Mapping[str, RecordedEvent],
-) -> list[EventRequest]:
-    """Events from US opt-out flags (usnat values: 0 n/a, 1 opted out, 2 did not opt out)."""
-    out = []
-    for purpose in sorted(purposes.values(), key=lambda p: p.id):
-        if purpose.required or purpose.legal_basis is not LegalBasis.CONSENT:
-            continue
-        categories = mapping.us_categories(purpose)
-        if not categories:
-            continue
-        values = [flags.get(c, 0) for c in categories]
-        if gpc or 1 in values:
-            opted_out: bool | None = True
-        elif values and all(v == 2 for v in values):
-            opted_out = False
-        else:
-            opted_out = None
-        if opted_out is None:
-            continue
-        current = state.get(purpose.id)
-        if purpose.opt_out_category is not None:
-            out.append(EventRequest(purpose.id, Action.OPTED_OUT if opted_out else Action.OPTED_IN))
-        elif opted_out:
-            out.append(EventRequest(purpose.id, _negative(current)))
-    return out
-
-
-def usnat_flags(section: gpp.UsNat) -> dict[OptOutCategory, int]:
-    return {
-        OptOutCategory.SALE: section.SaleOptOut,
-        OptOutCategory.SHARING: section.SharingOptOut,
-        OptOutCategory.TARGETED_ADVERTISING: section.TargetedAdvertisingOptOut,
-    }
-
-
-def uspv1_flags(section: gpp.UspV1) -> dict[OptOutCategory, int]:
-    value = {"Y": 1, "N": 2}.get(section.OptOutSale, 0)
-    return {OptOutCategory.SALE: value}
-
-
 @dataclass(frozen=True, slots=True)
 class ImpliedEvents:
+    """The events a string implies, and what of it was read: every section present, the US
+    sections that applied, the section ids the codec does not know (kept in the raw string,
+    reported, never acted on), and the jurisdiction the applied section speaks for."""
+
     events: list[EventRequest]
     sections: tuple[str, ...]
+    applied: tuple[str, ...] = ()
+    unknown_sections: tuple[int, ...] = ()
+    jurisdiction: str | None = None
+
+    def report(self) -> dict[str, Any]:
+        """What the API answers about the string it read."""
+        return {
+            "sections": list(self.sections),
+            "applied_us_sections": list(self.applied),
+            "unknown_sections": list(self.unknown_sections),
+        }
 
 
 def events_from_tc_string(
@@ -311,19 +301,36 @@ def events_from_gpp_string(
     mapping: SignalMapping,
     purposes: Mapping[str, Purpose],
     state: Mapping[str, RecordedEvent],
+    jurisdiction: str | None = None,
 ) -> ImpliedEvents:
     try:
         decoded = gpp.decode(gpp_string.strip())
-    except ValueError as exc:
+    except gpp.GPPStringError as exc:
         raise ValidationError(f"gpp_string is not a valid GPP string: {exc}") from None
-    events: list[EventRequest] = []
+    tcf_found: list[EventRequest] = []
     if decoded.tcfeuv2 is not None:
-        events += tcf_events(tcf.consent_summary(decoded.tcfeuv2), mapping, purposes, state)
-    if decoded.usnat is not None:
-        events += us_events(usnat_flags(decoded.usnat), decoded.usnat.Gpc, mapping, purposes, state)
-    elif decoded.uspv1 is not None:
-        events += us_events(uspv1_flags(decoded.uspv1), False, mapping, purposes, state)
-    return ImpliedEvents(_dedupe(events), decoded.section_names())
+        tcf_found += tcf_events(tcf.consent_summary(decoded.tcfeuv2), mapping, purposes, state)
+    if decoded.tcfcav1 is not None:
+        summary = tcfca_summary(decoded.tcfcav1)
+        tcf_found += tcf_events(summary, mapping, purposes, state, legitimate_interest=False)
+    applied = applicable_us_sections(decoded, jurisdiction)
+    flags: dict[UsSignal, tuple[int, ...]] = {}
+    for section in applied:
+        for signal, values in section_flags(section).items():
+            flags[signal] = flags.get(signal, ()) + values
+    gpc = any(getattr(s, "Gpc", False) for s in applied)
+    if not applied and decoded.uspv1 is not None:
+        flags = uspv1_flags(decoded.uspv1)
+    us_found = us_events(flags, gpc, mapping, purposes, state) if flags else []
+    names = tuple(s.NAME for s in applied) or (("uspv1",) if flags else ())
+    where = applied[0].JURISDICTION if len(applied) == 1 and us_found and not tcf_found else None
+    return ImpliedEvents(
+        _dedupe(tcf_found + us_found),
+        decoded.section_names(),
+        names,
+        decoded.unknown_section_ids,
+        where,
+    )
 
 
 def _decode_tc(text: str, field_name: str) -> tcf.TCModel:
@@ -358,9 +365,14 @@ def require_events(
             f"the {what} implies no event: this tenant has no signal mapping yet; set one with"
             " PUT /v1/mappings"
         )
+    unknown = (
+        f"; section ids {list(implied.unknown_sections)} are not supported and were not read"
+        if implied.unknown_sections
+        else ""
+    )
     raise ValidationError(
         f"the {what} (sections: {', '.join(implied.sections) or 'none'}) implies no event for"
-        " this tenant's mapped purposes; check GET /v1/mappings"
+        f" this tenant's mapped purposes; check GET /v1/mappings{unknown}"
     )
 
 
@@ -384,6 +396,22 @@ def signal_request(
     store: ConsentStore,
 ) -> ConsentRequest:
     """The ConsentRequest a POST /v1/consents with `tc_string` or `gpp_string` stands for."""
+    request, _ = read_signal(
+        body, tenant=tenant, collection=collection, catalog=catalog, store=store
+    )
+    return request
+
+
+def read_signal(
+    body: ConsentBody,
+    *,
+    tenant: str,
+    collection: CollectionStore,
+    catalog: Catalog,
+    store: ConsentStore,
+) -> tuple[ConsentRequest, ImpliedEvents]:
+    """:func:`signal_request`, and what was read: the API reports the sections (and those it
+    could not read) back to the caller."""
     mapping = load_mapping(collection, tenant)
     purposes = catalog.purposes(tenant)
     state = {e.purpose: e for e in store.subject_state(tenant, body.subject)}
@@ -391,10 +419,13 @@ def signal_request(
         implied = events_from_tc_string(body.tc_string, mapping, purposes, state)
         source, raw, what = Source.TCF, body.tc_string.strip(), "tc_string"
     elif body.gpp_string is not None:
-        implied = events_from_gpp_string(body.gpp_string, mapping, purposes, state)
+        implied = events_from_gpp_string(
+            body.gpp_string, mapping, purposes, state, body.jurisdiction
+        )
         source, raw, what = Source.GPP, body.gpp_string.strip(), "gpp_string"
     else:
         raise ValidationError("give a tc_string or a gpp_string")
     events = require_events(implied, what, mapping)
     base = body.to_request(raw_signal=raw)
-    return replace(base, source=source, events=list(events))
+    where = base.jurisdiction or implied.jurisdiction
+    return replace(base, source=source, events=list(events), jurisdiction=where), implied

@@ -82,6 +82,7 @@ class VendorEncoding(enum.Enum):
     """How vendor sections are written; AUTO picks the shorter, as the spec asks encoders to."""
 
     AUTO = "auto"
+    AUTO_TIE_RANGE = "auto_tie_range"  # equal lengths go to the range, as @iabgpp/cmpapi does
     BIT_FIELD = "bit_field"
     RANGE = "range"
 
@@ -404,6 +405,8 @@ def _write_vendor_section(
     range_fits = len(runs) <= _MAX_RANGE_ENTRIES
     if encoding is VendorEncoding.AUTO:
         use_range = range_fits and _range_bits(runs) < max_id
+    elif encoding is VendorEncoding.AUTO_TIE_RANGE:
+        use_range = range_fits and _range_bits(runs) <= max_id
     else:
         use_range = encoding is VendorEncoding.RANGE
     writer.write_int(max_id, 16, f"{field_name}.MaxVendorId")
