@@ -8,7 +8,6 @@ back with old data, checked against the database after every step.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,8 @@ from tests.decisions.conftest import PrivateRedis
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def migrated(db_url: str) -> Iterator[SqlStore]:
-    s = open_store(db_url)
-    s.migrate()
-    s.ensure_tenant("default")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
 def test_withdrawal_during_a_redis_hang_is_not_forgotten_by_a_restarted_server(
-    db_url: str, migrated: SqlStore, private_redis: PrivateRedis, tmp_path: Path
+    db_url: str, store: SqlStore, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
     """grant, SIGSTOP redis, withdraw (acknowledged), restart the server, SIGCONT, decide."""
     settings = Settings(
@@ -52,7 +40,7 @@ def test_withdrawal_during_a_redis_hang_is_not_forgotten_by_a_restarted_server(
         redis_timeout_ms=200,
         signing_keys_dir=tmp_path / "keys",
     )
-    auth = {"Authorization": f"Bearer {create_key(migrated, 'default', Role.ADMIN).key}"}
+    auth = {"Authorization": f"Bearer {create_key(store, 'default', Role.ADMIN).key}"}
     check = {"subject": "alice", "purpose": "email"}
 
     def consent(action: str) -> Any:
@@ -148,7 +136,7 @@ def expected(oracle: DecisionService, subject: str) -> tuple[bool, str, int | No
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_no_process_answers_from_a_state_older_than_the_log(
-    db_url: str, migrated: SqlStore, private_redis: PrivateRedis, seed: int
+    db_url: str, store: SqlStore, private_redis: PrivateRedis, seed: int
 ) -> None:
     """A random walk of writes, checks, restarts and Redis losing data, on every backend: after
     every step, every process answers exactly what the database says."""
