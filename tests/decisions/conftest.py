@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 class ThrowawayPostgres:
     def __init__(self, root: Path) -> None:
         self.data = root / "pgdata"
+        self.log = root / "server.log"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
@@ -106,28 +108,40 @@ class ThrowawayPostgres:
         )
 
     def init(self) -> None:
-        self.data.parent.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.data.parent, "postgres")
         self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
 
     def start(self) -> None:
+        """Start on the same port again; a restart retries while the port is briefly taken
+        (an outgoing connection of another process may hold it as its ephemeral port)."""
         opts = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", opts, "-w", "start")
+        command = ("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
+        for attempt in range(10):
+            try:
+                self._as_postgres(*command)
+                return
+            except subprocess.CalledProcessError as exc:
+                if attempt == 9:
+                    tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                    raise RuntimeError(f"PostgreSQL did not start: {tail}") from exc
+                time.sleep(0.5)
 
     def stop(self) -> None:
         self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
 @pytest.fixture
-def throwaway_pg(tmp_path: Path) -> Iterator[ThrowawayPostgres]:
+def throwaway_pg() -> Iterator[ThrowawayPostgres]:
     if shutil.which("initdb") is None or shutil.which("runuser") is None:
         service_missing("initdb", "PostgreSQL server binaries are not installed")
-    root = Path("/tmp") / f"consentry-pg-{tmp_path.name}"
+    # A folder of its own under /tmp (the postgres user cannot enter pytest's tmp_path), unique
+    # across concurrent runs: a name derived from the test's would be shared by them.
+    root = Path(tempfile.mkdtemp(prefix="consentry-pg-"))
     pg = ThrowawayPostgres(root)
     try:
         pg.init()
         pg.start()
-    except (subprocess.CalledProcessError, OSError) as exc:
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
         shutil.rmtree(root, ignore_errors=True)
         service_missing("a throwaway PostgreSQL", exc)
     try:
