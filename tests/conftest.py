@@ -139,6 +139,22 @@ class ApiClient:
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
 
+    def notice(
+        self, nid: str, version: int, purposes: list[str], published_at: str, **extra: Any
+    ) -> dict[str, Any]:
+        """Publish a notice version (text "<nid> v<version>" unless given); 201 expected."""
+        body = {
+            "id": nid,
+            "version": version,
+            "text": f"{nid} v{version}",
+            "purposes": purposes,
+            "published_at": published_at,
+            **extra,
+        }
+        r = self.client.post("/v1/notices", json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
     def record(self, subject: str, **choices: str) -> dict[str, Any]:
         body = {
             "subject": subject,

@@ -6,13 +6,23 @@ Nothing in Consentry reads configuration at import time; `Settings()` is built b
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consentry.domain.events import EvidencePolicy
 from consentry.domain.regimes import Regime
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `per_second` sustained, up to `burst` at once (JSON in the environment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: float = Field(gt=0, description="Requests per second, sustained.")
+    burst: int = Field(ge=1, description="Requests allowed at once before the rate applies.")
 
 
 class Settings(BaseSettings):
@@ -73,6 +83,7 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: int = Field(
         300,
         ge=0,
+        le=86_400,
         description="How far in the future an occurred_at may be before it is refused.",
     )
     min_token_wait_ms: int = Field(
@@ -117,7 +128,34 @@ class Settings(BaseSettings):
         " visitor's jurisdiction; it picks the banner's opt-in or opt-out variant.",
     )
     demo: bool = Field(
-        True, description="Serve the demo site at /demo (it sets up the `default` tenant's banner)."
+        False,
+        description="Serve the demo site at /demo, on a tenant of its own (`serve --demo`).",
+    )
+    # Limits of the public (unauthenticated) endpoints: docs/collection.md#limits.
+    rate_limit: bool = Field(True, description="Limit the public endpoints per client and site.")
+    rate_limit_client: RateLimit = Field(
+        RateLimit(per_second=10, burst=100),
+        description="Every public request of one client (IP address; IPv6 by /64).",
+    )
+    rate_limit_client_writes: RateLimit = Field(
+        RateLimit(per_second=1, burst=20),
+        description="Public requests of one client that record (POST): banner, preference center.",
+    )
+    rate_limit_site: RateLimit = Field(
+        RateLimit(per_second=500, burst=2000),
+        description="Every public request that names one site (tenant), whoever sends it.",
+    )
+    rate_limit_site_writes: RateLimit = Field(
+        RateLimit(per_second=100, burst=500),
+        description="Public requests that record for one site (tenant), whoever sends them.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of proxies whose X-Forwarded-For is believed;"
+        " empty: the header is never trusted.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token /metrics requires; unset: /metrics is open."
     )
     # Propagation (docs/events.md) -----------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
@@ -174,3 +212,13 @@ class Settings(BaseSettings):
         description="Commit-to-publish or -apply lag above which a warning is logged and"
         " /readyz reports degraded.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {item!r} is not an address or network") from exc
+        return value

@@ -61,4 +61,5 @@ def notice_to_dict(n: Notice) -> dict[str, Any]:
         "material": n.material,
         "grace_days": n.grace_days,
         "published_at": format_time(n.published_at),
+        "recorded_at": format_time(n.recorded_at) if n.recorded_at else None,
     }

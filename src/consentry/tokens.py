@@ -30,7 +30,10 @@ Claims of a consent token (`typ` = `consent`):
     cv   the banner configuration version the choice was made on
 The subject is deliberately *not* in the consent token, which page scripts can read: it is in
 the separate `consentry_sid` cookie (`typ` = `sid`), HttpOnly. A preference link carries a token
-of `typ` = `pref`. All three verify with `verify_token`.
+of `typ` = `pref` with a `jti` (its id): the preference center takes it once, records its id as
+used, and hands the browser a short-lived token of `typ` = `psid` in an HttpOnly cookie instead
+(api/pages.py), so a link that leaked after it was opened opens nothing. All verify with
+`verify_token`.
 
 A token states the choices when it was issued. A withdrawal made elsewhere (another device, the
 API) reaches it only when it is re-issued (the next choice, or a visit to the preference center);
@@ -64,6 +67,7 @@ MAX_TOKEN_BYTES = 8192
 CONSENT = "consent"
 SESSION = "sid"
 PREFERENCES = "pref"
+PREFERENCES_SESSION = "psid"
 
 
 class TokenError(ValueError):
@@ -292,6 +296,20 @@ def _decode_object(part: str, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TokenError(f"the token's {what} is not a JSON object")
     return value
+
+
+def unverified_tenant(token: str) -> str | None:
+    """The `tnt` claim of a token, signature NOT checked: only to pick the key that checks it,
+    or to count a request against its tenant's limits (api/ratelimit.py)."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        claims = json.loads(b64url_decode(parts[1]))
+    except (ValueError, TokenError):
+        return None
+    tenant = claims.get("tnt") if isinstance(claims, dict) else None
+    return tenant if isinstance(tenant, str) and tenant else None
 
 
 def kid_of(verifier: VerifierKey) -> str:

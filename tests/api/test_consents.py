@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from consentry.domain.events import format_time
+from consentry.storage.base import Role
 from tests.conftest import ApiClient
 
 
@@ -260,3 +262,186 @@ def test_operations_endpoints(api: ApiClient) -> None:
         "/v1/subjects/{subject}/history",
     ]:
         assert path in spec["paths"], path
+
+
+# Issue 10 #3: a reused event_id with other content is a conflict naming what differs -------
+def _consent(event_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "subject": "s",
+        "source": "api",
+        "actor": "subject",
+        "jurisdiction": "DE",
+        "notice": {"id": "privacy", "version": 1},
+        "occurred_at": "2026-01-02T03:04:05Z",
+        "evidence": {"ip": "192.0.2.10", "user_agent": "Mozilla/5.0"},
+        "events": [{"purpose": "email", "action": "given", "event_id": event_id}],
+    }
+    body.update(overrides)
+    return body
+
+
+def _catalogue(api: ApiClient) -> None:
+    api.purpose("email", lifetime_days=30)
+    api.purpose("ads")
+    for version in (1, 2):
+        api.notice("privacy", version, ["email", "ads"], f"2025-0{version}-01T00:00:00Z")
+
+
+def test_reusing_an_event_id_with_other_content_is_a_conflict_naming_the_fields(
+    api: ApiClient,
+) -> None:
+    _catalogue(api)
+    event_id = str(uuid.uuid4())
+    first = api.client.post("/v1/consents", json=_consent(event_id))
+    assert first.status_code == 201, first.text
+    # An identical retry stays idempotent: the first answer, nothing written.
+    retry = api.client.post("/v1/consents", json=_consent(event_id))
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json() == first.json()
+    changes: dict[str, dict[str, Any]] = {
+        "occurred_at": {"occurred_at": "2026-01-02T03:04:06Z"},
+        "source": {"source": "import"},
+        "actor": {"actor": "agent"},
+        "jurisdiction": {"jurisdiction": "FR"},
+        "notice_version": {"notice": {"id": "privacy", "version": 2}},
+        "ip": {"evidence": {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0"}},
+        "user_agent": {"evidence": {"ip": "192.0.2.10", "user_agent": "curl/8"}},
+        "action": {"events": [{"purpose": "email", "action": "refused", "event_id": event_id}]},
+        "subject": {"subject": "mallory"},
+    }
+    for name, change in changes.items():
+        r = api.client.post("/v1/consents", json=_consent(event_id, **change))
+        assert r.status_code == 409, (name, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "conflict" and name in error["message"], (name, error)
+        fields = {d["field"] for d in error["details"]}
+        assert name in fields, (name, fields)
+    # A new occurred_at also moves the expiry; both are named.
+    r = api.client.post("/v1/consents", json=_consent(event_id, occurred_at="2026-01-09T00:00:00Z"))
+    assert {d["field"] for d in r.json()["error"]["details"]} == {"occurred_at", "expires_at"}
+    history = api.client.get("/v1/subjects/s/history").json()["events"]
+    assert [e["event_id"] for e in history] == [event_id], "nothing of a conflict is written"
+    assert api.client.get("/v1/subjects/mallory/history").json()["events"] == []
+
+
+def test_a_retry_without_occurred_at_is_still_a_replay(api: ApiClient) -> None:
+    api.purpose("email", lifetime_days=30)
+    body = {"subject": "s", "events": [{"purpose": "email", "action": "given"}]}
+    body["events"][0]["event_id"] = str(uuid.uuid4())  # type: ignore[index]
+    first = api.client.post("/v1/consents", json=body)
+    again = api.client.post("/v1/consents", json=body)
+    assert first.status_code == again.status_code == 201
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+
+
+def test_another_tenants_event_id_is_answered_as_a_fresh_one(api: ApiClient) -> None:
+    """Issue 10 #16: a tenant cannot learn that another tenant used an event id."""
+    api.purpose("email")
+    other = api.key_for(Role.ADMIN, tenant="acme")
+    r = api.client.post(
+        "/v1/purposes", json={"id": "email", "name": "E", "legal_basis": "consent"}, headers=other
+    )
+    assert r.status_code == 201
+    taken = str(uuid.uuid4())
+    body = {"subject": "s", "events": [{"purpose": "email", "action": "given", "event_id": taken}]}
+    assert api.client.post("/v1/consents", json=body).status_code == 201
+    fresh = {**body, "events": [{**body["events"][0], "event_id": str(uuid.uuid4())}]}
+    answers = [
+        api.client.post("/v1/consents", json={**b, "subject": "zed"}, headers=other)
+        for b in (body, fresh)
+    ]
+    assert [a.status_code for a in answers] == [201, 201]
+    assert [a.headers.get("Idempotent-Replayed") for a in answers] == [None, None]
+    assert set(answers[0].json()["events"][0]) == set(answers[1].json()["events"][0])
+    assert answers[0].json()["events"][0]["event_id"] == taken
+    mine = api.client.get("/v1/subjects/s/history").json()["events"]
+    assert [(e["event_id"], e["tenant"]) for e in mine] == [(taken, "default")]
+    theirs = api.client.get("/v1/subjects/zed/history", headers=other).json()["events"]
+    assert [e["tenant"] for e in theirs] == ["acme", "acme"]
+
+
+# Issue 10 #4: notices are bitemporal too --------------------------------------------------
+def test_known_at_ignores_notice_versions_recorded_after_it(api: ApiClient) -> None:
+    api.purpose("email")
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    created = api.notice("privacy", 1, ["email"], format_time(long_ago))
+    assert created["recorded_at"] is not None
+    given = api.client.post(
+        "/v1/consents",
+        json={
+            "subject": "s",
+            "notice": {"id": "privacy", "version": 1},
+            "occurred_at": format_time(long_ago + timedelta(days=1)),
+            "events": [{"purpose": "email", "action": "given"}],
+        },
+    )
+    assert given.status_code == 201
+    known_then = given.json()["events"][0]["recorded_at"]
+    # Later, a material version is published BACKDATED to before that moment.
+    backdated = format_time(long_ago + timedelta(days=2))
+    late = api.notice("privacy", 2, ["email"], backdated, material=True, grace_days=0)
+    assert late["recorded_at"] > known_then
+    now = api.client.get("/v1/subjects/s/consents").json()["purposes"][0]
+    assert now["reason"] == "reconsent_required"
+    # What we said at known_then did not know of version 2.
+    then = api.client.get("/v1/subjects/s/consents", params={"known_at": known_then}).json()
+    assert then["purposes"][0]["reason"] == "granted", then
+    versions = api.client.get("/v1/notices/privacy").json()["versions"]
+    assert [v["recorded_at"] is not None for v in versions] == [True, True]
+
+
+def test_a_consent_cannot_name_a_notice_published_after_it(api: ApiClient) -> None:
+    api.purpose("email")
+    published = datetime.now(UTC) - timedelta(days=1)
+    api.notice("privacy", 1, ["email"], format_time(published))
+    before = api.client.post(
+        "/v1/consents",
+        json={
+            "subject": "s",
+            "notice": {"id": "privacy", "version": 1},
+            "occurred_at": format_time(published - timedelta(seconds=1)),
+            "events": [{"purpose": "email", "action": "given"}],
+        },
+    )
+    assert before.status_code == 422, before.text
+    assert "published" in before.json()["error"]["message"]
+    assert api.client.get("/v1/subjects/s/history").json()["events"] == []
+    at = api.client.post(
+        "/v1/consents",
+        json={
+            "subject": "s",
+            "events": [
+                {
+                    "purpose": "email",
+                    "action": "given",
+                    "notice": {"id": "privacy", "version": 1},
+                }
+            ],
+            "occurred_at": format_time(published),
+        },
+    )
+    assert at.status_code == 201, at.text
+    event = api.client.get("/v1/subjects/s/history").json()["events"][0]
+    assert (event["notice_id"], event["notice_version"]) == ("privacy", 1)
+
+
+# Issue 10 #6: the token covers the GPC opt-outs the same request recorded ------------------
+def test_the_token_covers_the_gpc_events_recorded_with_the_consent(api: ApiClient) -> None:
+    api.purpose("ads", opt_out_category="targeted_advertising")
+    api.purpose("email")
+    r = api.client.post(
+        "/v1/consents",
+        json={
+            "subject": "u",
+            "jurisdiction": "US-CA",
+            "events": [{"purpose": "email", "action": "given"}],
+        },
+        headers={"Sec-GPC": "1"},
+    )
+    assert r.status_code == 201, r.text
+    history = api.client.get("/v1/subjects/u/history").json()["events"]
+    gpc = [e["position"] for e in history if e["source"] == "gpc"]
+    assert gpc, history
+    assert int(r.json()["token"]) >= max(gpc)
+    assert int(r.json()["token"]) == api.services.store.head()

@@ -48,7 +48,8 @@ def fill(
     """Append `count` events, one request each, tenants taking turns."""
     for i in range(start, start + count):
         tenant = tenants[i % len(tenants)]
-        store.ensure_tenant(tenant)
+        if not store.tenant_exists(tenant):
+            store.ensure_tenant(tenant)
         store.append(tenant, [event(tenant, i)])
 
 

@@ -182,3 +182,33 @@ def test_a_failing_handler_stores_nothing(kind: str, tmp_path: Path) -> None:
     assert change is not None and change.decides
     assert Applier(state).apply(event) is None
     state.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_the_same_event_id_in_two_tenants_is_two_events(kind: str, tmp_path: Path) -> None:
+    """Event ids are unique per tenant (migration 0005): a consumer of several tenants must not
+    drop one tenant's event as a duplicate of another's."""
+    shared = uuid.uuid4()
+    events = [
+        RecordedEvent(
+            position=p,
+            subject_version=1,
+            recorded_at=BASE,
+            event_id=shared,
+            tenant=tenant,
+            subject="s",
+            purpose="email",
+            action=Action.GIVEN,
+            legal_basis=LegalBasis.CONSENT,
+            occurred_at=BASE,
+            evidence=Evidence(Source.API),
+        )
+        for p, tenant in ((1, "t1"), (2, "t2"))
+    ]
+    state: LocalState = MemoryState() if kind == "memory" else SqliteState(tmp_path / "s.db")
+    try:
+        assert all(Applier(state).apply(e) is not None for e in events)
+        assert [state.current(t, "s", "email") for t in ("t1", "t2")] == events
+        assert Applier(state).apply(events[1]) is None, "a true duplicate is still dropped"
+    finally:
+        state.close()

@@ -651,3 +651,19 @@ def test_signals_imports_only_stdlib_and_itself() -> None:
                 ):
                     offenders.append(f"{source.name}: {name}")
     assert not offenders
+
+
+def test_publisher_restrictions_cannot_expand_without_bound() -> None:
+    """A short string must not expand into hundreds of millions of vendor ids (a DoS): each
+    restriction below costs 53 bits and names 60,000 vendors."""
+    every_vendor = range(1, 60_001)
+    restrictions = tuple(
+        PublisherRestriction(purpose, RestrictionType.REQUIRE_CONSENT, every_vendor)  # type: ignore[arg-type]
+        for purpose in (2, 3, 4, 7)
+    )
+    text = tcf.encode(_model(publisher_restrictions=restrictions), strict=False)
+    assert len(text) < 200
+    with pytest.raises(TCStringError, match="more than 200000 vendor ids"):
+        tcf.decode(text, strict=False)
+    fits = tcf.decode(tcf.encode(_model(publisher_restrictions=restrictions[:3]), strict=False))
+    assert [len(r.vendor_ids) for r in fits.publisher_restrictions] == [60_000] * 3

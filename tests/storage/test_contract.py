@@ -7,6 +7,7 @@ snapshots and reader offsets.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -213,28 +214,134 @@ def test_reused_event_id_with_other_content_conflicts(
     old = new_event("alice", "ads")
     store.append("default", [old])
     before = tables_dump()
-    for changed in (
+    for changed_event in (
         new_event("mallory", "ads", event_id=old.event_id),
         new_event("alice", "email", event_id=old.event_id),
         new_event("alice", "ads", Action.WITHDRAWN, event_id=old.event_id),
     ):
         with pytest.raises(ConflictError):
-            store.append("default", [changed])
+            store.append("default", [changed_event])
     assert tables_dump() == before
 
 
-def test_event_id_of_another_tenant_conflicts(
+# Every field of an event but those the log assigns, each changed on its own (issue 10 #3: a
+# reused event_id with another occurred_at, source, notice... was answered as a replay and the
+# new content silently dropped).
+CHANGED_CONTENT: dict[str, dict[str, Any]] = {
+    "subject": {"subject": "mallory"},
+    "purpose": {"purpose": "analytics"},
+    "action": {"action": Action.REFUSED},
+    "legal_basis": {"legal_basis": LegalBasis.LEGITIMATE_INTEREST},
+    "occurred_at": {"occurred_at": datetime(2024, 7, 1, tzinfo=UTC)},
+    "expires_at": {"expires_at": None},
+    "source": {"evidence.source": Source.API},
+    "actor": {"evidence.actor": Actor.SUBJECT},
+    "jurisdiction": {"evidence.jurisdiction": "FR"},
+    "notice_id": {"evidence.notice_id": "terms"},
+    "notice_version": {"evidence.notice_version": 4},
+    "notice_hash": {"evidence.notice_hash": "sha256:" + "cd" * 32},
+    "ip": {"evidence.ip": "198.51.100.0"},
+    "user_agent": {"evidence.user_agent": "curl/8"},
+    "raw_signal": {"evidence.raw_signal": None},
+}
+
+
+def changed(event: NewEvent, changes: dict[str, Any]) -> NewEvent:
+    top = {k: v for k, v in changes.items() if not k.startswith("evidence.")}
+    evidence = {k.removeprefix("evidence."): v for k, v in changes.items() if k not in top}
+    return dataclasses.replace(
+        event, **top, evidence=dataclasses.replace(event.evidence, **evidence)
+    )
+
+
+def test_every_content_field_is_compared() -> None:
+    """A field added to the event later must join the retry comparison (and this table)."""
+    assigned = {"event_id", "tenant", "occurred_at_given"}
+    fields = {f.name for f in dataclasses.fields(NewEvent)} - assigned - {"evidence"}
+    fields |= {f.name for f in dataclasses.fields(Evidence)}
+    assert fields == set(CHANGED_CONTENT)
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED_CONTENT))
+def test_event_id_reused_with_one_field_changed_conflicts_naming_it(
+    store: SqlStore, tables_dump: Dump, name: str
+) -> None:
+    first = full_event()
+    other = full_event(subject="bob")
+    store.append("default", [first, other])
+    before = tables_dump()
+    reuse = changed(first, CHANGED_CONTENT[name])
+    with pytest.raises(ConflictError) as caught:
+        store.append("default", [other, reuse])  # one true retry beside it
+    assert name in str(caught.value)
+    assert [d["field"] for d in caught.value.details] == [name]
+    assert str(first.event_id) in caught.value.details[0]["message"]
+    assert tables_dump() == before, "nothing of a conflicting request is written"
+
+
+def test_identical_retry_is_a_replay_and_a_retry_without_occurred_at_too(
+    store: SqlStore, tables_dump: Dump
+) -> None:
+    first = full_event()
+    recorded = store.append("default", [first])
+    before = tables_dump()
+    assert store.append("default", [first]) == AppendResult(recorded.events, replayed=True)
+    # The caller sent no occurred_at (the recorder used the time of each attempt): the
+    # retry cannot differ by it, nor by the expiry it implies.
+    later = dataclasses.replace(
+        first,
+        occurred_at=first.occurred_at + timedelta(seconds=3),
+        expires_at=None,
+        occurred_at_given=False,
+    )
+    assert store.append("default", [later]) == AppendResult(recorded.events, replayed=True)
+    # ...but everything else still counts.
+    with pytest.raises(ConflictError, match="user_agent"):
+        store.append("default", [changed(later, {"evidence.user_agent": "other"})])
+    assert tables_dump() == before
+
+
+def test_event_id_used_by_another_tenant_is_a_fresh_id(
     store: SqlStore, new_event: NewEventFactory, second_tenant: str
 ) -> None:
-    """Event ids are unique across the whole log: another tenant cannot replay (and so read)
-    an event by guessing its id."""
-    old = new_event("alice")
-    store.append("default", [old])
-    with pytest.raises(ConflictError):
-        store.append(
-            second_tenant, [new_event("alice", tenant=second_tenant, event_id=old.event_id)]
-        )
-    assert store.subject_history(second_tenant, "alice") == []
+    """Event ids are unique per tenant (issue 10 #16): another tenant's use of an id changes
+    nothing in what this tenant is answered, so it cannot learn which ids are taken, and a
+    tenant's write never depends on what another tenant recorded."""
+    old = new_event("alice", "ads")
+    (recorded,) = store.append("default", [old]).events
+    # The other tenant's events: one reusing the id with other content, one with a fresh id.
+    reuse = new_event("zed", "email", Action.REFUSED, tenant=second_tenant, event_id=old.event_id)
+    fresh = new_event("zed", "email", Action.REFUSED, tenant=second_tenant)
+    first = store.append(second_tenant, [reuse])
+    second = store.append(second_tenant, [fresh])
+    assert not first.replayed and not second.replayed
+    assert first.events[0].event_id == old.event_id
+    assert (first.events[0].tenant, first.events[0].subject) == (second_tenant, "zed")
+    # A retry in the other tenant replays ITS event; other content conflicts naming only what
+    # differs from ITS event (nothing of the first tenant's).
+    assert store.append(second_tenant, [reuse]).events == first.events
+    with pytest.raises(ConflictError) as caught:
+        store.append(second_tenant, [dataclasses.replace(reuse, action=Action.GIVEN)])
+    assert [d["field"] for d in caught.value.details] == ["action"]
+    # Each tenant reads its own event under the id; the first tenant's is untouched.
+    assert store.get_events("default", [old.event_id]) == [recorded]
+    assert store.get_events(second_tenant, [old.event_id]) == list(first.events)
+    assert store.subject_history("default", "alice") == [recorded]
+    assert store.append("default", [old]).events == (recorded,)
+
+
+def test_idempotency_key_replay_reads_its_own_tenants_events(
+    store: SqlStore, new_event: NewEventFactory, second_tenant: str
+) -> None:
+    shared = uuid.uuid4()
+    a = store.append("default", [new_event(event_id=shared)], idempotency_key="k", request_hash="h")
+    event_b = new_event("bob", tenant=second_tenant, event_id=shared)
+    b = store.append(second_tenant, [event_b], idempotency_key="k", request_hash="h")
+    again = store.append(
+        second_tenant, [new_event(tenant=second_tenant)], idempotency_key="k", request_hash="h"
+    )
+    assert again == AppendResult(b.events, replayed=True)
+    assert again.events != a.events
 
 
 def test_idempotency_key_same_request_returns_first_result(
@@ -332,10 +439,17 @@ def test_get_notices_oldest_first_and_read_back_exactly(store: SqlStore) -> None
         notice(2, "terms v2", notice_id="terms", days=2),
         notice(2, "privacy v2", days=3),
     ]
+    before = datetime.now(UTC)
     for n in published:
         assert store.add_notice("default", n)
-    assert store.get_notices("default") == published
-    assert store.get_notices("default", "terms") == [published[0], published[2]]
+    after = datetime.now(UTC)
+    read = store.get_notices("default")
+    assert [dataclasses.replace(n, recorded_at=None) for n in read] == published
+    # The store stamps when it recorded each version (issue 10 #4: "as known at" reads it).
+    stamps = [n.recorded_at for n in read]
+    assert all(s is not None and before <= s <= after for s in stamps), stamps
+    assert stamps == sorted(stamps)  # type: ignore[type-var]
+    assert store.get_notices("default", "terms") == [read[0], read[2]]
     assert [n.content_hash for n in store.get_notices("default", "privacy")] == [
         published[1].content_hash,
         published[3].content_hash,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consentry.domain.events import NewEvent
+from consentry.domain.events import NewEvent, parse_time
 from consentry.storage import SqlStore, open_store
 from consentry.storage.base import SchemaError, SchemaState, SchemaStatus
 from consentry.storage.sql import Migration, load_migrations
@@ -138,10 +138,19 @@ def test_dialects_ship_the_same_migrations() -> None:
     """Both backends are one protocol: the same versions, and the same tables in each."""
     sqlite, postgres = load_migrations("sqlite"), load_migrations("postgres")
     assert [(m.version, m.name) for m in sqlite] == [(m.version, m.name) for m in postgres]
-    assert [m.version for m in sqlite] == list(range(1, len(sqlite) + 1)), "no gap in versions"
+    versions = [m.version for m in sqlite]
+    # Numbers are reserved per branch (migrate() applies any not yet applied, in order), so a
+    # branch may land 0008 before 0005: unique and increasing, not necessarily contiguous.
+    assert versions == sorted(set(versions)) and versions[0] == 1, "unique versions from 1"
 
     def tables(ms: list[Migration]) -> set[str]:
-        return {t for m in ms for t in re.findall(r"CREATE TABLE (\w+)", m.sql)}
+        """The tables the migrations leave, following SQLite's rebuilds (create, drop, rename)."""
+        found: set[str] = set()
+        statement = r"CREATE TABLE (\w+)|DROP TABLE (\w+)|ALTER TABLE (\w+) RENAME TO (\w+)"
+        for m in ms:
+            for created, dropped, old, new in re.findall(statement, m.sql):
+                found = (found | {created, new}) - {dropped, old, ""}
+        return found
 
     assert tables(sqlite) == tables(postgres)
     for ms in (sqlite, postgres):
@@ -169,3 +178,46 @@ def test_a_migration_merged_out_of_order_is_still_applied(db_url: str) -> None:
         assert s.schema_status().state is SchemaState.CURRENT
     finally:
         s.close()
+
+
+def test_0005_keeps_the_log_and_the_notices_and_scopes_event_ids_by_tenant(
+    db_url: str, new_event: NewEventFactory, raw_sql: RawSql, backend: str
+) -> None:
+    """Issue 10 #3/#16/#4 on a database written before 0005: its events survive the rebuild
+    unchanged, its notices are taken as recorded when published, and event ids become unique
+    per tenant."""
+    old = open_store(db_url)
+    try:
+        old.migrations = [m for m in old.migrations if m.version < 5]
+        old.latest_version = 4
+        old.migrate()
+        old.ensure_tenant("default")
+        old.ensure_tenant("other")
+        recorded = old.append("default", [new_event("alice"), new_event("bob", "ads")]).events
+        published = "2024-03-01T10:00:00.000001Z"
+        raw_sql(
+            "INSERT INTO notices (tenant, id, version, text, content_hash, purposes, material,"
+            " grace_days, published_at) VALUES ('default', 'privacy', 1, 'We use cookies.',"
+            " 'sha256:00', '[\"analytics\"]', 0, 30, ?)",
+            (published,),
+        )
+        with pytest.raises(Exception, match=r"duplicate|UNIQUE|append-only"):
+            old.append("other", [new_event(tenant="other", event_id=recorded[0].event_id)])
+    finally:
+        old.close()
+
+    store = open_store(db_url)
+    try:
+        assert 5 in store.migrate()
+        assert store.schema_status().state is SchemaState.CURRENT
+        assert store.events_after(0, 10) == list(recorded)
+        (notice,) = store.get_notices("default")
+        assert notice.recorded_at == notice.published_at == parse_time(published)
+        reused = store.append("other", [new_event(tenant="other", event_id=recorded[0].event_id)])
+        assert not reused.replayed and reused.events[0].position == 3
+        assert store.get_events("default", [recorded[0].event_id]) == [recorded[0]]
+        for sql in ("UPDATE events SET action = 'refused'", "DELETE FROM notices"):
+            with pytest.raises(Exception, match="append-only"):
+                raw_sql(sql)
+    finally:
+        store.close()

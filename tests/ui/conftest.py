@@ -56,7 +56,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     from consentry.api.app import create_app
 
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'live.db'}", signing_keys_dir=tmp_path / "keys"
+        database_url=f"sqlite:///{tmp_path / 'live.db'}",
+        signing_keys_dir=tmp_path / "keys",
+        demo=True,
     )
     services = Services.build(settings)
     prepare(services.store, create_if_empty=True)

@@ -22,8 +22,8 @@ CHOICE = {"analytics": True, "personalization": False, "ads": False, "data_sale"
 
 @pytest.fixture
 def demo(api: ApiClient) -> ApiClient:
-    """The default tenant set up as /demo sets it up on first visit."""
-    assert api.client.get("/demo").status_code == 200
+    """The (empty) default tenant set up as /demo sets up its own tenant on first visit."""
+    assert ensure_demo(api.services, get_collection_of(api), "default")
     api.client.headers.pop("Authorization")  # the banner's endpoints are public
     return api
 
@@ -45,12 +45,39 @@ def test_banner_js_is_small_cacheable_and_revalidates(api: ApiClient) -> None:
     data = resources.files("consentry.ui").joinpath("static", "banner.js").read_bytes()
     size = len(gzip.compress(data, compresslevel=9))
     assert size <= BANNER_JS_GZIP_LIMIT, f"banner.js is {size} bytes gzipped, over 15 KB"
-    r = api.client.get("/banner.js")
+    r = api.client.get("/banner.js", headers={"Accept-Encoding": "identity"})
     assert r.status_code == 200 and r.content == data
+    assert "content-encoding" not in r.headers
     assert r.headers["content-type"].startswith("application/javascript")
-    assert "max-age" in r.headers["cache-control"]
+    assert r.headers["cache-control"] == "public, max-age=3600"
+    assert r.headers["vary"] == "Accept-Encoding"
     again = api.client.get("/banner.js", headers={"If-None-Match": r.headers["etag"]})
-    assert again.status_code == 304
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["cache-control"] == "public, max-age=3600"
+
+
+def test_banner_js_goes_out_compressed(api: ApiClient) -> None:
+    data = resources.files("consentry.ui").joinpath("static", "banner.js").read_bytes()
+    # stream=True: the raw bytes as sent, not decoded by the client
+    with api.client.stream("GET", "/banner.js", headers={"Accept-Encoding": "gzip"}) as r:
+        raw = b"".join(r.iter_raw())
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(raw) == data
+    assert len(raw) == int(r.headers["content-length"]) < len(data) / 2
+    etag = r.headers["etag"]
+    assert etag.endswith('-gzip"') and r.headers["vary"] == "Accept-Encoding"
+    plain = api.client.get("/banner.js", headers={"Accept-Encoding": "identity"})
+    assert plain.headers["etag"] != etag, "one strong validator per representation"
+    for validator in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        r = api.client.get(
+            "/banner.js", headers={"Accept-Encoding": "gzip", "If-None-Match": validator}
+        )
+        assert r.status_code == 304 and r.headers["etag"] == etag, validator
+        assert "content-encoding" not in r.headers
+    stale = api.client.get("/banner.js", headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200
+    refused = api.client.get("/banner.js", headers={"Accept-Encoding": "gzip;q=0, br;q=0"})
+    assert "content-encoding" not in refused.headers and refused.content == data
 
 
 def test_config_opt_in_by_default(demo: ApiClient) -> None:
@@ -213,10 +240,3 @@ def test_banner_settings_api(api: ApiClient) -> None:
     assert api.client.put("/v1/banner", json={}, headers=checker).status_code == 403
     c = api.client.get("/v1/banner/default/config").json()
     assert [p["id"] for p in c["purposes"]] == ["email"]
-
-
-def test_demo_setup_keeps_existing_purposes(api: ApiClient) -> None:
-    api.purpose("email")
-    assert ensure_demo(api.services, get_collection_of(api), "default")
-    assert not ensure_demo(api.services, get_collection_of(api), "default")
-    assert set(api.services.catalog.purposes("default")) == {"email"}

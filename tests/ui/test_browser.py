@@ -13,6 +13,7 @@ import pytest
 
 from consentry.signals import gpp, tcf
 from consentry.tokens import verify_consent_token, verify_token
+from consentry.ui.pages import DEMO_TENANT
 from tests.ui.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -40,22 +41,22 @@ def cookies(ctx: Any) -> dict[str, dict[str, Any]]:
 def subject(ctx: Any, server: LiveServer) -> str:
     sid = cookies(ctx)["consentry_sid"]
     assert sid["httpOnly"] is True, "the identity cookie is out of scripts' reach"
-    verified = verify_token(sid["value"], server.services.keyring.verifiers("default"))
+    verified = verify_token(sid["value"], server.services.keyring.verifiers(DEMO_TENANT))
     assert verified.subject is not None
     return verified.subject
 
 
 def recorded(ctx: Any, server: LiveServer) -> dict[str, tuple[str, str]]:
     """Latest (action, source) per purpose, from the log."""
-    events = server.services.store.subject_history("default", subject(ctx, server))
+    events = server.services.store.subject_history(DEMO_TENANT, subject(ctx, server))
     return {e.purpose: (e.action.value, e.evidence.source.value) for e in events}
 
 
 def consent_token(ctx: Any, server: LiveServer) -> Any:
     cookie = cookies(ctx)["consentry"]
     assert cookie["httpOnly"] is False and cookie["sameSite"] == "Lax"
-    key = server.services.keyring.signing_key("default").verifier
-    return verify_consent_token(cookie["value"], key, tenant="default")
+    key = server.services.keyring.signing_key(DEMO_TENANT).verifier
+    return verify_consent_token(cookie["value"], key, tenant=DEMO_TENANT)
 
 
 def choose(page: Any, name: str) -> None:
@@ -104,7 +105,8 @@ def test_accept_all_then_reload_makes_no_request(
     assert page.evaluate(CONSENT_CALLS)[-1][1]["ad_storage"] == "granted"
     api_calls = [u for u in requests if "/v1/" in u]
     assert api_calls == [], api_calls
-    assert all(u.endswith(("/demo", "/banner.js")) for u in requests), requests
+    assert all(u.startswith(live_server.url) for u in requests), requests
+    assert all(u.endswith(("/demo", "/banner.js", ".css", ".js")) for u in requests), requests
 
 
 def test_reject_all(browser_context: Any, live_server: LiveServer) -> None:
@@ -188,9 +190,9 @@ def test_preference_center_by_link_without_javascript_by_keyboard(
     from consentry.ui.banner import preference_link_token
     from consentry.ui.pages import ensure_demo
 
-    ensure_demo(services, CollectionStore(services.store), "default")
+    ensure_demo(services, CollectionStore(services.store), DEMO_TENANT)
     link = f"{live_server.url}/preferences?t=" + preference_link_token(
-        services, "default", "crm-42", 1
+        services, DEMO_TENANT, "crm-42", 1
     )
     ctx = playwright_driver.chromium.launch_persistent_context(
         str(tmp_path / "nojs"),
@@ -202,6 +204,8 @@ def test_preference_center_by_link_without_javascript_by_keyboard(
     try:
         page = ctx.new_page()
         page.goto(link)
+        page.get_by_role("button", name="Open my privacy choices").click()
+        page.wait_for_url(f"{live_server.url}/preferences")
         assert "?t=" not in page.url, "the token leaves the address bar"
         pref = next(c for c in ctx.cookies() if c["name"] == "consentry_pref")
         assert pref["httpOnly"] and pref["path"] == "/preferences"
@@ -219,7 +223,7 @@ def test_preference_center_by_link_without_javascript_by_keyboard(
         page.get_by_role("button", name="Withdraw all").click()
         page.wait_for_url(re.compile(r"saved="))
         assert "withdrew" in page.get_by_role("group", name="Personalised advertising").inner_text()
-        events = services.store.subject_history("default", "crm-42")
+        events = services.store.subject_history(DEMO_TENANT, "crm-42")
         assert [(e.purpose, e.action.value) for e in events if e.purpose == "ads"] == [
             ("ads", "given"),
             ("ads", "withdrawn"),
@@ -288,6 +292,6 @@ def test_the_opt_out_variant(browser_context: Any, live_server: LiveServer) -> N
         "personalization": ("refused", "banner"),
     }
     events = live_server.services.store.subject_history(
-        "default", subject(browser_context, live_server)
+        DEMO_TENANT, subject(browser_context, live_server)
     )
     assert {e.evidence.jurisdiction for e in events} == {"US-CA"}

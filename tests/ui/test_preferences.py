@@ -14,6 +14,21 @@ def link(api: ApiClient, subject: str) -> str:
     return str(r.json()["url"]).replace("http://testserver", "")
 
 
+def token_of(url: str) -> str:
+    return url.split("?t=", 1)[1]
+
+
+def open_link(api: ApiClient, url: str) -> None:
+    """What a person does: open the link, press its one button."""
+    page = api.client.get(url)
+    assert page.status_code == 200 and 'action="/preferences/open"' in page.text
+    r = api.client.post("/preferences/open", data={"t": token_of(url)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/preferences", r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "Path=/preferences" in cookie and "Max-Age=3600" in cookie
+    assert token_of(url) not in cookie, "the cookie holds a session token, not the link's"
+
+
 def csrf(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found
@@ -44,9 +59,7 @@ def test_link_access_and_withdrawing_as_easy_as_giving(api: ApiClient) -> None:
     assert r.status_code == 201, r.text
     url = link(api, "crm-7")
     api.client.headers.pop("Authorization")
-    r = api.client.get(url, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/preferences"
-    assert "HttpOnly" in r.headers["set-cookie"] and "Path=/preferences" in r.headers["set-cookie"]
+    open_link(api, url)
     page = api.client.get("/preferences")
     assert page.status_code == 200
     assert "Notice “privacy”, version 1" in page.text and "We email you." in page.text
@@ -77,3 +90,50 @@ def test_link_access_and_withdrawing_as_easy_as_giving(api: ApiClient) -> None:
     ]
     assert {e.evidence.source.value for e in events} == {"preference_center"}
     assert all(e.evidence.notice_id is None for e in events if e.purpose == "fraud")
+
+
+def test_a_link_opens_the_preference_center_once(api: ApiClient) -> None:
+    api.purpose("email")
+    url = link(api, "crm-8")
+    api.client.headers.pop("Authorization")
+    # Looking at the link (a mail scanner fetches every link of an email) does not use it up.
+    assert api.client.get(url).status_code == 200
+    open_link(api, url)
+    assert api.client.get("/preferences").status_code == 200
+    api.client.cookies.clear()
+
+    # Taken once: the same link, again or copied elsewhere, opens nothing.
+    r = api.client.post("/preferences/open", data={"t": token_of(url)}, follow_redirects=False)
+    assert r.status_code == 403 and "already used" in r.text
+    assert "set-cookie" not in r.headers
+    r = api.client.get(url)
+    assert r.status_code == 403 and "already used" in r.text
+    # Nor does the link's token work as the cookie itself.
+    api.client.cookies.set("consentry_pref", token_of(url), path="/preferences")
+    assert api.client.get("/preferences").status_code == 401
+    assert api.client.get("/preferences?t=abc.def.ghi").status_code == 403
+
+
+def test_opening_a_link_is_refused_from_another_site(api: ApiClient) -> None:
+    api.purpose("email")
+    url = link(api, "crm-9")
+    api.client.headers.pop("Authorization")
+    evil = {"Origin": "https://evil.example"}
+    r = api.client.post("/preferences/open", data={"t": token_of(url)}, headers=evil)
+    assert r.status_code == 403 and "not sent from the preference center" in r.text
+    open_link(api, url)  # not used up by the refused attempt
+
+
+def test_a_link_without_an_id_is_refused(api: ApiClient) -> None:
+    """Links issued before single use (no `jti`) cannot be taken once: refused."""
+    import time
+
+    from consentry.tokens import PREFERENCES, sign_token
+
+    api.purpose("email")
+    now = int(time.time())
+    claims = {"typ": PREFERENCES, "tnt": "default", "sub": "old", "iat": now, "exp": now + 60}
+    old = sign_token(api.services.keyring.signing_key("default"), claims)
+    api.client.headers.pop("Authorization")
+    assert api.client.get(f"/preferences?t={old}").status_code == 403
+    assert api.client.post("/preferences/open", data={"t": old}).status_code == 403

@@ -13,14 +13,28 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consentry import __version__
-from consentry.api import banner, catalog, changes, consents, decisions, health, mappings, pages
+from consentry.api import (
+    assets,
+    banner,
+    catalog,
+    changes,
+    consents,
+    decisions,
+    docs_pages,
+    health,
+    mappings,
+    pages,
+    ratelimit,
+)
 from consentry.api import ledger as ledger_api
+from consentry.api.access_log import AccessLog, StatusOf, logging_config
 from consentry.api.deps import KeyCache
 from consentry.api.errors import error_body, install_error_handlers
 from consentry.api.metrics import Metrics
+from consentry.api.security_headers import SecurityHeadersMiddleware
 from consentry.config import Settings
 from consentry.propagation.notifier import ChangeNotifier
 from consentry.services import Services
@@ -48,6 +62,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         " `Authorization: Bearer <api key>`; errors share one JSON shape:"
         ' `{"error": {"status", "code", "message", "details"?}}`.',
         lifespan=lifespan,
+        docs_url=None,  # served from local files by api/docs_pages.py
+        redoc_url=None,
     )
     app.state.services = services
     app.state.settings = settings
@@ -65,6 +81,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(decisions.wellknown)
     app.include_router(ledger_api.router)  # the verifiable ledger (docs/ledger.md)
+    for module in (docs_pages, assets):  # /docs, /redoc and /static/*, from local files
+        app.include_router(module.router)
+    ratelimit.install(app, settings)  # limits of the public endpoints (docs/collection.md)
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP & co. on every page (and on 429s)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 
@@ -92,18 +112,12 @@ class ObserveMiddleware:
                     ),
                 )
                 return
-        status = 500
         started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = StatusOf(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         finally:
+            status = sent.status
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope.get("method", "")
@@ -126,6 +140,25 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def factory() -> FastAPI:
-    """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env."""
-    return create_app(Settings())
+def served(app: FastAPI) -> ASGIApp:
+    """The app as `consentry serve` runs it: inside Consentry's access log (api/access_log.py)."""
+    return AccessLog(app)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` passes to uvicorn: no uvicorn access log (it logs query strings: subjects,
+    tokens), Consentry's loggers configured, and X-Forwarded-For/-Proto believed only from
+    CONSENTRY_TRUSTED_PROXIES (uvicorn's own default, FORWARDED_ALLOW_IPS, trusts 127.0.0.1)."""
+    trusted = list(settings.trusted_proxies)
+    return {
+        "access_log": False,
+        "log_config": logging_config(settings.log_level),
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
+    }
+
+
+def factory() -> ASGIApp:
+    """For `uvicorn --factory consentry.api.app:factory` (several workers): settings from env;
+    with Consentry's access log (api/access_log.py: run uvicorn with --no-access-log)."""
+    return served(create_app(Settings()))

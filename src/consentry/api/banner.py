@@ -1,6 +1,6 @@
 """The banner: its script, its settings, and its public, tenant-scoped collection endpoints.
 
-- GET  /banner.js                      the static script (ui/static/banner.js), cacheable.
+- GET  /banner.js                      the static script (ui/static/banner.js), compressed.
 - PUT  /v1/banner, GET /v1/banner      the tenant's banner settings (API key, catalog scopes).
 - GET  /v1/banner/{site}/config        public, cacheable: texts, purposes, defaults, keys.
 - POST /v1/banner/{site}/consent       public: records the choice of *this browser's* subject.
@@ -15,20 +15,19 @@ so a preflight is needed; a request whose Origin is not allowed is refused outri
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from datetime import UTC, datetime
-from functools import lru_cache
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from consentry.api.assets import asset_response
+from consentry.api.client_address import client_address
 from consentry.api.deps import ServicesDep, needs
 from consentry.api.errors import error_response
 from consentry.api.mappings import CollectionDep
+from consentry.config import Settings
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import Source, format_time
 from consentry.domain.regimes import regime_for
@@ -50,24 +49,12 @@ SITE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # --------------------------------------------------------------------------- the script
 
 
-@lru_cache(maxsize=1)
-def banner_script() -> tuple[bytes, str]:
-    data = resources.files("consentry.ui").joinpath("static", "banner.js").read_bytes()
-    return data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
-
-
 @router.get("/banner.js", include_in_schema=False)
 def get_banner_script(request: Request) -> Response:
-    data, etag = banner_script()
-    headers = {
-        "Cache-Control": f"public, max-age={SCRIPT_MAX_AGE}",
-        "ETag": etag,
-        "Access-Control-Allow-Origin": "*",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(data, media_type="application/javascript; charset=utf-8", headers=headers)
+    """Compressed, with validators (api/assets.py); any site may load it."""
+    return asset_response(
+        request, "banner.js", max_age=SCRIPT_MAX_AGE, headers={"Access-Control-Allow-Origin": "*"}
+    )
 
 
 # --------------------------------------------------------------------------- settings (API key)
@@ -118,12 +105,11 @@ def request_jurisdiction(request: Request, services: Services) -> str | None:
 
 
 def client_ip(request: Request) -> str | None:
-    """The peer's address as evidence (the recorder truncates it per the evidence policy)."""
-    host = request.client.host if request.client else None
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None
+    """The client's address as evidence (the recorder truncates it per the evidence policy);
+    X-Forwarded-For only from CONSENTRY_TRUSTED_PROXIES (api/client_address.py)."""
+    settings: Settings = request.app.state.settings
+    address = client_address(request.scope, settings.trusted_proxies)
+    return str(address) if address is not None else None
 
 
 def request_gpc(request: Request, flag: str | bool | None = None) -> bool:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from consentry.api.deps import ServicesDep, needs
 from consentry.domain.errors import NotFoundError
 from consentry.domain.notices import Notice
-from consentry.domain.purposes import Purpose
+from consentry.domain.purposes import PURPOSE_ID_PATTERN, Purpose
 from consentry.keys import Scope
 from consentry.recording.schema import NoticeBody, PurposeBody
 from consentry.serialize import notice_to_dict, purpose_to_dict
@@ -52,7 +52,9 @@ def create_notice(
     notice = Notice(**data)
     if not services.recorder.add_notice(key.tenant, notice):
         response.status_code = 200
-    return notice_to_dict(notice)
+    # The version as stored (with the time it was recorded; a retry gets the first one's).
+    stored = services.store.get_notices(key.tenant, notice.id)
+    return notice_to_dict(next(n for n in stored if n.version == notice.version))
 
 
 @router.get("/notices", summary="Every version of every notice, in publication order")
@@ -69,7 +71,10 @@ def get_notice(
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(needs(Scope.CATALOG_READ))],
 ) -> dict[str, Any]:
-    versions = sorted(services.store.get_notices(key.tenant, notice_id), key=lambda n: n.version)
+    versions: list[Notice] = []
+    if PURPOSE_ID_PATTERN.match(notice_id) and "\n" not in notice_id:  # else it cannot exist
+        found = services.store.get_notices(key.tenant, notice_id)
+        versions = sorted(found, key=lambda n: n.version)
     if not versions:
         raise NotFoundError(f"notice {notice_id!r} does not exist")
     return {"id": notice_id, "versions": [notice_to_dict(n) for n in versions]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -10,7 +11,8 @@ from consentry.api.deps import ServicesDep, needs
 from consentry.api.ledger import history_with_proofs
 from consentry.api.mappings import get_collection
 from consentry.domain.errors import ValidationError
-from consentry.domain.events import format_time, parse_time
+from consentry.domain.events import format_time
+from consentry.domain.inputs import check_subject, check_text, parse_timestamp
 from consentry.keys import Scope, may_read_evidence
 from consentry.recording.schema import ConsentBody
 from consentry.recording.signals_in import read_signal
@@ -56,16 +58,20 @@ def record_consents(
         signal = implied.report()  # which sections were read, and those that could not be
     else:
         consent = body.to_request()
+    check_text("Idempotency-Key", idempotency_key or "")
     result = services.recorder.record(key.tenant, consent, idempotency_key=idempotency_key)
+    token = result.token
     if sec_gpc_opt_out(request.headers.getlist("sec-gpc")):  # once per person (decisions/gpc.py)
-        services.gpc.observe(key.tenant, consent.subject, jurisdiction=consent.jurisdiction)
+        gpc = services.gpc.observe(key.tenant, consent.subject, jurisdiction=consent.jurisdiction)
+        if gpc is not None:  # read-your-writes covers them too (invariant 7)
+            token = max(token, gpc.token)
     metrics = request.app.state.metrics
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     else:
         for e in result.events:
             metrics.events_recorded.labels(e.action.value).inc()
-        metrics.log_head.set(result.token)
+        metrics.log_head.set(token)
     return {
         "events": [
             {
@@ -80,18 +86,14 @@ def record_consents(
             }
             for e in result.events
         ],
-        "token": str(result.token),
+        "token": str(token),
         **({"signal": signal} if signal is not None else {}),
     }
 
 
-def _time_param(name: str, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise ValidationError(f"{name}: {exc}") from exc
+def _time_param(name: str, value: str | None) -> datetime | None:
+    """RFC 3339 only; the range (1970 to now + skew) is the decision service's to check."""
+    return None if value is None else parse_timestamp(name, value)
 
 
 @router.get(
@@ -108,6 +110,7 @@ def subject_consents(
     known_at: Annotated[str | None, Query(description="RFC 3339 time")] = None,
     jurisdiction: Annotated[str | None, Query(max_length=8)] = None,
 ) -> dict[str, Any]:
+    check_subject(subject)
     as_of_t = _time_param("as_of", as_of)
     known_at_t = _time_param("known_at", known_at)
     states = services.decisions.state_as_of(
@@ -140,6 +143,7 @@ def subject_history(
         bool, Query(description="Add each event's inclusion proof and the signed checkpoint.")
     ] = False,
 ) -> dict[str, Any]:
+    check_subject(subject)
     events = sorted(services.store.subject_history(key.tenant, subject), key=lambda e: e.sort_key)
     if proofs:  # the verifiable ledger (api/ledger.py)
         return {"subject": subject, **history_with_proofs(services, key.tenant, events)}

@@ -42,10 +42,11 @@ from consentry.decisions.service import TOKEN_POLL_SECONDS, TokenPending, parse_
 from consentry.domain.decide import NO_SIGNALS, Reason, Signals
 from consentry.domain.errors import DomainError
 from consentry.domain.events import format_time
+from consentry.domain.inputs import check_subject, is_valid_subject
 from consentry.keys import Scope as KeyScope
 from consentry.keys import require
 from consentry.propagation.notifier import ChangeNotifier
-from consentry.recording.schema import DecisionsBody
+from consentry.recording.schema import DecisionsBody, rule
 from consentry.serialize import decision_to_dict
 from consentry.services import Services
 from consentry.signals.gpc import WELL_KNOWN_PATH, GPCSupport, sec_gpc_opt_out
@@ -117,7 +118,7 @@ def _observe_gpc(services: Services, tenant: str, subject: str, jurisdiction: st
     except StoreUnavailableError:
         raise
     except DomainError as exc:  # a catalogue the opt-out does not fit: the decision still holds
-        log.warning("GPC opt-out of %r not recorded: %s", subject, exc)
+        log.warning("a GPC opt-out was not recorded: %s", exc)  # no subject in logs: PII
 
 
 # The reference routes (OpenAPI, and every request the fast path hands over) ----------------
@@ -131,7 +132,7 @@ def get_decision(
     request: Request,
     services: ServicesDep,
     key: Annotated[ApiKey, Depends(needs(KeyScope.DECIDE))],
-    subject: Annotated[str, Query(min_length=1, max_length=MAX_SUBJECT)],
+    subject: Annotated[str, Query(min_length=1, max_length=MAX_SUBJECT), rule(check_subject)],
     purpose: Annotated[str, Query(min_length=1, max_length=MAX_PURPOSE)],
     min_token: Annotated[str | None, Query(description="a token from a write")] = None,
     jurisdiction: Annotated[str | None, Query(max_length=MAX_JURISDICTION)] = None,
@@ -372,7 +373,7 @@ def _query(raw: bytes) -> tuple[str, str, str | int | None, str | None]:
     if (
         not subject
         or not purpose
-        or len(subject) > MAX_SUBJECT
+        or not is_valid_subject(subject)  # the subject rule (domain/inputs.py)
         or len(purpose) > MAX_PURPOSE
         or (jurisdiction is not None and len(jurisdiction) > MAX_JURISDICTION)
         or not raw.isascii()
@@ -401,7 +402,7 @@ def _batch(body: bytes) -> tuple[list[tuple[str, str]], str | int | None, str | 
         if (
             type(subject) is not str
             or type(purpose) is not str
-            or not 0 < len(subject) <= MAX_SUBJECT
+            or not is_valid_subject(subject)  # the subject rule (domain/inputs.py)
             or not 0 < len(purpose) <= MAX_PURPOSE
         ):
             raise _Handover

@@ -87,7 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_domain(_: Request, exc: DomainError) -> JSONResponse:
         status = next(s for t, s in _STATUS if isinstance(exc, t))
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error_response(status, exc.code, str(exc), headers=headers)
+        details = [dict(d) for d in exc.details] or None
+        return error_response(status, exc.code, str(exc), details, headers=headers)
 
     @app.exception_handler(StoreUnavailableError)
     async def on_unavailable(_: Request, exc: StoreUnavailableError) -> JSONResponse:

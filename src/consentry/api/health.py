@@ -1,12 +1,16 @@
-"""/healthz (the process answers), /readyz (database reachable, schema current), /metrics."""
+"""/healthz (the process answers), /readyz (database reachable, schema current), /metrics
+(behind a bearer token when CONSENTRY_METRICS_TOKEN is set)."""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from consentry.api.deps import ServicesDep
+from consentry.keys import AuthenticationError
 from consentry.services import Services
 from consentry.storage.base import SchemaState, StoreUnavailableError
 
@@ -64,6 +68,13 @@ def _propagation(services: Services) -> str:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
+    """Open unless CONSENTRY_METRICS_TOKEN is set; then `Authorization: Bearer <token>`."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise AuthenticationError("/metrics needs Authorization: Bearer <metrics token>")
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

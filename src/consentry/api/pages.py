@@ -1,15 +1,17 @@
 """Pages for people: the preference center (/preferences) and the demo site (/demo).
 
 The preference center is server-rendered and works without JavaScript. A person reaches it with
-a signed link (`?t=`, issued by POST /v1/subjects/{subject}/preference-link; exchanged at once
-for an HttpOnly cookie scoped to /preferences, so the token leaves the address bar) or with the
-banner's session cookie. The form is protected by SameSite=Lax cookies, an Origin check and a
-token bound to the cookie.
+the banner's session cookie, or with a signed link (`?t=`, issued by
+POST /v1/subjects/{subject}/preference-link). The link opens a page with one button; pressing it
+POSTs the token to /preferences/open, which takes it ONCE (its id is recorded as used) and sets
+an HttpOnly cookie scoped to /preferences holding a one-hour session token instead. So a link
+that leaked after it was opened (forwarded, in a proxy's log) opens nothing; and the mail
+scanners that fetch every link of an email (a GET) do not use it up before its person clicks.
+The form is protected by SameSite=Lax cookies, an Origin check and a token bound to the cookie.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,15 +32,25 @@ from consentry.api.banner import (
 )
 from consentry.api.deps import ServicesDep, needs
 from consentry.api.mappings import CollectionDep, get_collection
-from consentry.bootstrap import DEFAULT_TENANT
+from consentry.api.security_headers import DEMO_POLICY
 from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.domain.events import Source
+from consentry.domain.inputs import check_subject
 from consentry.domain.regimes import Regime
 from consentry.keys import Scope
 from consentry.services import Services
 from consentry.storage.base import ApiKey
 from consentry.storage.collection import CollectionStore
-from consentry.tokens import PREFERENCES, SESSION, TokenError, b64url_decode, verify_token
+from consentry.storage.token_uses import TokenUses
+from consentry.tokens import (
+    PREFERENCES,
+    PREFERENCES_SESSION,
+    SESSION,
+    TokenError,
+    VerifiedToken,
+    unverified_tenant,
+    verify_token,
+)
 from consentry.ui import banner as ui
 from consentry.ui import pages
 
@@ -49,12 +61,10 @@ PREFERENCES_SESSION_SECONDS = 3600
 MAX_FORM_BYTES = 65_536
 _JURISDICTION = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,3})?$")
 
-_HTML_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",  # no-referrer would send Origin: null
-    "X-Content-Type-Options": "nosniff",
-}
+MAX_TOKEN_ID = 64
+# The security headers (CSP, frame-ancestors, ...) are added to every page by
+# api/security_headers.py; a person's page is never stored by a cache.
+_HTML_HEADERS = {"Cache-Control": "no-store"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +75,10 @@ class Visitor:
     banner_session: bool  # identified by the banner's own session cookie
 
 
-def _unverified_tenant(token: str) -> str | None:
-    try:
-        claims = json.loads(b64url_decode(token.split(".")[1]))
-    except (ValueError, IndexError, TokenError):
-        return None
-    tenant = claims.get("tnt") if isinstance(claims, dict) else None
-    return tenant if isinstance(tenant, str) else None
-
-
-def _verify(services: Services, token: str, kind: str) -> tuple[str, str] | None:
-    """(tenant, subject) of a valid token of `kind`; the tenant must exist (keys are never
-    created for a name a stranger made up)."""
-    tenant = _unverified_tenant(token)
+def _verified(services: Services, token: str, kind: str) -> VerifiedToken | None:
+    """A valid token of `kind` naming a subject; the tenant must exist (keys are never created
+    for a name a stranger made up)."""
+    tenant = unverified_tenant(token)
     if not tenant or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", tenant):
         return None
     if not services.store.tenant_exists(tenant):
@@ -86,22 +87,33 @@ def _verify(services: Services, token: str, kind: str) -> tuple[str, str] | None
         verified = verify_token(token, services.keyring.verifiers(tenant), kind=kind, tenant=tenant)
     except TokenError:
         return None
-    if not verified.subject:
-        return None
-    return tenant, verified.subject
+    return verified if verified.subject else None
+
+
+def _link_id(verified: VerifiedToken) -> str | None:
+    """The id a preference link is taken once by; links without one (older) are refused."""
+    jti = verified.claims.get("jti")
+    return jti if isinstance(jti, str) and 0 < len(jti) <= MAX_TOKEN_ID else None
+
+
+def get_token_uses(request: Request) -> TokenUses:
+    uses: TokenUses | None = getattr(request.app.state, "token_uses", None)
+    if uses is None:
+        uses = request.app.state.token_uses = TokenUses(request.app.state.services.store)
+    return uses
 
 
 def _visitor(request: Request, services: Services) -> Visitor | None:
-    link = request.cookies.get(PREFERENCES_COOKIE)
-    if link:
-        found = _verify(services, link, PREFERENCES)
-        if found:
-            return Visitor(found[0], found[1], link, False)
+    opened = request.cookies.get(PREFERENCES_COOKIE)
+    if opened:
+        found = _verified(services, opened, PREFERENCES_SESSION)
+        if found and found.subject:
+            return Visitor(found.tenant, found.subject, opened, False)
     session = request.cookies.get(ui.SESSION_COOKIE)
     if session:
-        found = _verify(services, session, SESSION)
-        if found:
-            return Visitor(found[0], found[1], session, True)
+        found = _verified(services, session, SESSION)
+        if found and found.subject:
+            return Visitor(found.tenant, found.subject, session, True)
     return None
 
 
@@ -123,25 +135,14 @@ def preferences(
     saved: Annotated[str | None, Query(max_length=8)] = None,
 ) -> Response:
     if t is not None:
-        if _verify(services, t, PREFERENCES) is None:
-            return _page(
-                pages.render(
-                    "preferences_unknown.html",
-                    message="This link is invalid or has expired. Ask for a new one.",
-                ),
-                403,
-            )
-        response = RedirectResponse("/preferences", status_code=303, headers=_HTML_HEADERS)
-        response.set_cookie(
-            PREFERENCES_COOKIE,
-            t,
-            max_age=PREFERENCES_SESSION_SECONDS,
-            path="/preferences",
-            httponly=True,
-            secure=request.url.scheme == "https",
-            samesite="lax",
-        )
-        return response
+        # Only shown: a GET (a mail scanner's too) does not use the link up; the button does.
+        link = _verified(services, t, PREFERENCES)
+        link_id = _link_id(link) if link else None
+        if link is None or link_id is None:
+            return _invalid_link()
+        if get_token_uses(request).used(link.tenant, link_id):
+            return _used_link()
+        return _page(pages.render("preferences_open.html", token=t))
     visitor = _visitor(request, services)
     if visitor is None:
         return _page(
@@ -168,14 +169,71 @@ def preferences(
     return _page(html)
 
 
+def _invalid_link() -> Response:
+    message = "This link is invalid or has expired. Ask for a new one."
+    return _page(pages.render("preferences_unknown.html", message=message), 403)
+
+
+def _used_link() -> Response:
+    message = "This link was already used: each link opens the page once. Ask for a new one."
+    return _page(pages.render("preferences_unknown.html", message=message), 403)
+
+
+def _foreign_form() -> Response:
+    message = "This form was not sent from the preference center. Open it again."
+    return _page(pages.render("preferences_unknown.html", message=message), 403)
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise ValidationError("the form is too large")
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+@router.post("/preferences/open", response_class=HTMLResponse, include_in_schema=False)
+async def open_preferences(request: Request) -> Response:
+    """Exchange a preference link for the preference center's cookie, once."""
+    form = await _form(request)
+    return await run_in_threadpool(_open, request, form.get("t", ""))
+
+
+def _open(request: Request, token: str) -> Response:
+    services: Services = request.app.state.services
+    if not _same_origin(request):
+        return _foreign_form()
+    link = _verified(services, token, PREFERENCES)
+    link_id = _link_id(link) if link else None
+    if link is None or link_id is None or link.subject is None:
+        return _invalid_link()
+    if not get_token_uses(request).claim(link.tenant, link_id, link.expires_at):
+        return _used_link()
+    session = ui.preference_session_token(
+        services, link.tenant, link.subject, PREFERENCES_SESSION_SECONDS
+    )
+    response = RedirectResponse("/preferences", status_code=303, headers=_HTML_HEADERS)
+    response.set_cookie(
+        PREFERENCES_COOKIE,
+        session,
+        max_age=PREFERENCES_SESSION_SECONDS,
+        path="/preferences",
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="lax",
+    )
+    return response
+
+
 @router.post("/preferences", response_class=HTMLResponse, include_in_schema=False)
 async def save_preferences(request: Request) -> Response:
     services: Services = request.app.state.services
     collection = get_collection(request)
-    raw = await request.body()
-    if len(raw) > MAX_FORM_BYTES:
-        raise ValidationError("the form is too large")
-    form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    form = await _form(request)
     return await run_in_threadpool(_save, request, services, collection, form)
 
 
@@ -190,18 +248,8 @@ def _save(
             ),
             401,
         )
-    origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if (origin is not None and origin != own) or not pages.csrf_ok(
-        visitor.cookie, form.get("csrf")
-    ):
-        return _page(
-            pages.render(
-                "preferences_unknown.html",
-                message="This form was not sent from the preference center. Open it again.",
-            ),
-            403,
-        )
+    if not _same_origin(request) or not pages.csrf_ok(visitor.cookie, form.get("csrf")):
+        return _foreign_form()
     site = ui.load_site(services, collection, visitor.tenant, for_banner=False)
     everything = form.get("all", "")
     choices: dict[str, bool] = {}
@@ -280,8 +328,7 @@ def preference_link(
     key: Annotated[ApiKey, Depends(needs(Scope.RECORD))],
     hours: Annotated[int, Body(embed=True, ge=1, le=24 * 30)] = 72,
 ) -> dict[str, Any]:
-    if not subject or len(subject) > 256:
-        raise ValidationError("subject must be 1-256 characters")
+    check_subject(subject)
     token = ui.preference_link_token(services, key.tenant, subject, hours)
     return {
         "url": f"{api_base(request)}/preferences?t={token}",
@@ -298,9 +345,13 @@ def demo(
     jurisdiction: Annotated[str | None, Query(max_length=8)] = None,
 ) -> Response:
     if not services.settings.demo:
-        raise NotFoundError("the demo is switched off (CONSENTRY_DEMO=false)")
-    pages.ensure_demo(services, collection, DEFAULT_TENANT)
+        raise NotFoundError(
+            "the demo is off: start the server with `consentry serve --demo`"
+            " (or CONSENTRY_DEMO=true)"
+        )
+    pages.ensure_demo(services, collection, pages.DEMO_TENANT)
     if jurisdiction is not None and not _JURISDICTION.match(jurisdiction):
         jurisdiction = None
-    html = pages.render("demo.html", site=DEFAULT_TENANT, jurisdiction=jurisdiction)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    html = pages.render("demo.html", site=pages.DEMO_TENANT, jurisdiction=jurisdiction)
+    # The banner adds its stylesheet to the page it is on: the demo allows inline styles.
+    return HTMLResponse(html, headers={**_HTML_HEADERS, "Content-Security-Policy": DEMO_POLICY})

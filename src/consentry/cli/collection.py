@@ -121,15 +121,16 @@ def tokens_preference_link(
 
 @app.command()
 def demo(database_url: DatabaseUrl = None) -> None:
-    """Set up the demo site (/demo) on the `default` tenant: demo purposes, a notice, a signal
-    mapping and the banner. `serve` does the same on the first visit to /demo.
+    """Set up the demo site (/demo) on its own tenant, `demo`: demo purposes, a notice, a signal
+    mapping and the banner. `serve --demo` does the same on the first visit to /demo. Refused
+    (exit 2) when the `demo` tenant already holds purposes or events of its own.
 
-    Example: consentry demo && consentry serve   # then open http://127.0.0.1:8000/demo
+    Example: consentry demo && consentry serve --demo   # then open http://127.0.0.1:8000/demo
     """
     with _services(database_url) as services:
-        created = pages.ensure_demo(services, CollectionStore(services.store), DEFAULT_TENANT)
+        created = pages.ensure_demo(services, CollectionStore(services.store), pages.DEMO_TENANT)
     out.print(
         "The demo is set up" if created else "The demo was already set up",
-        "; run `consentry serve` and open http://127.0.0.1:8000/demo",
+        "; run `consentry serve --demo` and open http://127.0.0.1:8000/demo",
         sep="",
     )

@@ -23,7 +23,8 @@ from consentry.bootstrap import DEFAULT_TENANT, prepare
 from consentry.config import Settings
 from consentry.domain.decide import Signals
 from consentry.domain.errors import DomainError
-from consentry.domain.events import Action, Source, format_time, parse_time
+from consentry.domain.events import Action, Source, format_time
+from consentry.domain.inputs import parse_timestamp
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
 from consentry.keys import create_key
@@ -101,6 +102,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [default: 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default: 8000]")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1]")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Serve the demo site at /demo, on its own tenant `demo`.")
+    ] = False,
 ) -> None:
     """Run the HTTP API.
 
@@ -111,7 +115,13 @@ def serve(
     """
     import uvicorn
 
-    settings = _settings(database_url, host=host, port=port, workers=workers)
+    from consentry.api.app import uvicorn_options
+
+    settings = _settings(
+        database_url, host=host, port=port, workers=workers, demo=True if demo else None
+    )
+    # Consentry's access log (no subject, no token, no query string) instead of uvicorn's.
+    server_options = uvicorn_options(settings)
     try:
         services = Services.build(settings)
     except (StoreUnavailableError, ValueError) as exc:
@@ -129,8 +139,8 @@ def serve(
         )
         out.print(prepared.admin_key.key, soft_wrap=True, highlight=False)
         out.print("\nUse it as:  Authorization: Bearer <key>\n")
-    demo = ", a demo site at /demo" if settings.demo else ""
-    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{demo})")
+    site = ", a demo site at /demo" if settings.demo else ""
+    out.print(f"Consentry on http://{settings.host}:{settings.port}  (API docs at /docs{site})")
     from consentry.cli.ledger import start_integrator
 
     start_integrator(settings, services)  # the ledger's integrator thread (docs/ledger.md)
@@ -140,6 +150,8 @@ def serve(
     if settings.workers > 1:
         services.close()
         os.environ["CONSENTRY_DATABASE_URL"] = settings.database_url
+        if settings.demo:
+            os.environ["CONSENTRY_DEMO"] = "true"
         uvicorn.run(
             "consentry.api.app:factory",
             factory=True,
@@ -147,18 +159,20 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            **server_options,
         )
         return
-    from consentry.api.app import create_app
+    from consentry.api.app import create_app, served
 
     api = create_app(settings, services)
     if relay is not None:
         api.state.metrics.registry.register(relay.metrics.registry)  # its lag on /metrics
     uvicorn.run(
-        api,
+        served(api),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        **server_options,
     )
 
 
@@ -420,9 +434,9 @@ def _parse_time_option(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise _fail(f"{name}: {exc}", 2) from exc
+        return parse_timestamp(name, value)  # RFC 3339, as the API reads it
+    except DomainError as exc:
+        raise _fail(str(exc), 2) from exc
 
 
 @app.command()

@@ -90,7 +90,7 @@ class GpcRecorder:
             return self.recorder.record(tenant, request)
         except ConflictError:
             # Another request recorded an overlapping set first: the opt-out holds either way.
-            log.info("GPC opt-out of %r in %r was recorded concurrently", subject, tenant)
+            log.info("a GPC opt-out in %r was recorded concurrently", tenant)  # no subject: PII
             return None
 
     def _due(self, tenant: str, subject: str, purpose: str, entry: StateEntry | None) -> bool:

@@ -19,6 +19,7 @@ from consentry.domain.decide import NO_SIGNALS, Decision, Signals, StateEntry, d
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import RecordedEvent
 from consentry.domain.history import latest_per_purpose
+from consentry.domain.inputs import check_time
 from consentry.domain.notices import material_changes
 from consentry.domain.purposes import Purpose
 from consentry.domain.regimes import Regime, regime_for
@@ -186,16 +187,24 @@ class DecisionService:
     ) -> list[PurposeState]:
         """Every purpose of the tenant for one subject, as of `as_of`, as known at `known_at`.
 
-        Decided with the notices published by then, so the answer is what we would have said.
+        Decided with the notices published by then and, with `known_at`, recorded by then: a
+        version recorded later (even backdated) is not what we knew, so the answer is what we
+        would have said. Both times must lie in the accepted range (domain/inputs.py).
         """
-        moment = as_of or self.clock()
+        now = self.clock()
+        skew = self.settings.max_clock_skew_seconds
+        for name, value in (("as_of", as_of), ("known_at", known_at)):
+            if value is not None:
+                check_time(name, value, now=now, skew_seconds=skew)
+        moment = as_of or now
         history = self.store.subject_history(tenant, subject)
         latest = latest_per_purpose(history, as_of=as_of, known_at=known_at)
         catalog = self.catalog.get(tenant)
         visible_notices = [
             n
             for n in catalog.notices
-            if n.published_at <= moment and (known_at is None or n.published_at <= known_at)
+            if n.published_at <= moment
+            and (known_at is None or n.recorded_at is None or n.recorded_at <= known_at)
         ]
         entries = {p: StateEntry.of(e) for p, e in latest.items()}
         out = []

@@ -75,7 +75,12 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event validated and ready to append; the log assigns position and times."""
+    """An event validated and ready to append; the log assigns position and times.
+
+    `occurred_at_given` is False when the caller sent no occurred_at and the recorder used the
+    time of the request: a retry of that request then cannot be told apart by its legal time,
+    so `differences` does not compare it (nor the expiry it implies).
+    """
 
     event_id: uuid.UUID
     tenant: str
@@ -86,6 +91,18 @@ class NewEvent:
     occurred_at: datetime
     evidence: Evidence
     expires_at: datetime | None = None
+    occurred_at_given: bool = field(default=True, compare=False)
+
+    def differences(self, recorded: RecordedEvent) -> list[str]:
+        """The fields (by their API names) in which `recorded`, the event already committed
+        under this event_id, says something else than this one: every field of the event but
+        those the log assigns (position, subject_version, recorded_at). Empty: a true retry."""
+        mine, theirs = _content(self), _content(recorded)
+        if not self.occurred_at_given:
+            for name in ("occurred_at", "expires_at"):
+                mine.pop(name)
+                theirs.pop(name)
+        return [name for name, value in mine.items() if theirs[name] != value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +185,29 @@ class RecordedEvent:
             object.__setattr__(self, "_canonical", data.encode("utf-8"))
         assert self._canonical is not None
         return self._canonical
+
+
+def _content(e: NewEvent | RecordedEvent) -> dict[str, Any]:
+    """What the person (or the channel) said, under the API's names: what a retry must repeat."""
+    ev = e.evidence
+    return {
+        "tenant": e.tenant,
+        "subject": e.subject,
+        "purpose": e.purpose,
+        "action": e.action,
+        "legal_basis": e.legal_basis,
+        "occurred_at": e.occurred_at,
+        "source": ev.source,
+        "actor": ev.actor,
+        "jurisdiction": ev.jurisdiction,
+        "notice_id": ev.notice_id,
+        "notice_version": ev.notice_version,
+        "notice_hash": ev.notice_hash,
+        "ip": ev.ip,
+        "user_agent": ev.user_agent,
+        "raw_signal": ev.raw_signal,
+        "expires_at": e.expires_at,
+    }
 
 
 def format_time(value: datetime) -> str:

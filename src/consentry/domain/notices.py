@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from consentry.domain.errors import ValidationError
+from consentry.domain.inputs import check_int, check_text
 from consentry.domain.purposes import PURPOSE_ID_PATTERN
 
 DEFAULT_GRACE_DAYS = 30
+MAX_GRACE_DAYS = 3650
+MAX_TEXT_LENGTH = 200_000
 
 
 def content_hash(text: str) -> str:
@@ -25,7 +28,13 @@ def content_hash(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """One version of a notice."""
+    """One version of a notice.
+
+    Bitemporal like an event: `published_at` is when it applies (the legal time, which may be
+    given in the past), `recorded_at` when Consentry stored it (set by the store, None before).
+    "As known at T" sees only the versions recorded by T, so publishing a backdated material
+    version later does not rewrite what the system said it knew.
+    """
 
     id: str
     version: int
@@ -34,6 +43,7 @@ class Notice:
     published_at: datetime
     material: bool = False
     grace_days: int = DEFAULT_GRACE_DAYS
+    recorded_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if not PURPOSE_ID_PATTERN.match(self.id):
@@ -53,6 +63,20 @@ class Notice:
             raise ValidationError(f"notice {self.id!r}: grace_days cannot be negative")
         if self.published_at.tzinfo is None:
             raise ValidationError("published_at needs a time zone")
+
+    def check_input(self) -> None:
+        """The input rules (domain/inputs.py) a NEW version must meet; checked when it is
+        written, not when it is read, so that a version stored under older rules stays readable.
+        """
+        check_text("notice id", self.id)  # the pattern's $ would let a final newline through
+        check_int(f"notice {self.id!r}: version", self.version, low=1)
+        check_text(
+            f"notice {self.id!r} version {self.version}: text",
+            self.text,
+            multiline=True,
+            max_length=MAX_TEXT_LENGTH,
+        )
+        check_int(f"notice {self.id!r}: grace_days", self.grace_days, high=MAX_GRACE_DAYS)
 
     @property
     def content_hash(self) -> str:

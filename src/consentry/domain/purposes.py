@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from consentry.domain.errors import ValidationError
+from consentry.domain.inputs import check_int, check_text
 
 
 class LegalBasis(StrEnum):
@@ -32,6 +33,9 @@ class OptOutCategory(StrEnum):
 
 
 PURPOSE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 10_000
+MAX_LIFETIME_DAYS = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +63,24 @@ class Purpose:
         if self.opt_out_category is not None and self.legal_basis is not LegalBasis.CONSENT:
             raise ValidationError(
                 f"purpose {self.id!r}: an opt_out_category only applies to consent-based purposes"
+            )
+
+    def check_input(self) -> None:
+        """The input rules (domain/inputs.py) a NEW purpose must meet; checked when it is
+        written, not when it is read, so that a purpose stored under older rules stays readable.
+        """
+        check_text("purpose id", self.id)  # the pattern's $ would let a final newline through
+        check_text(f"purpose {self.id!r}: name", self.name, max_length=MAX_NAME_LENGTH)
+        check_text(
+            f"purpose {self.id!r}: description",
+            self.description,
+            multiline=True,
+            max_length=MAX_DESCRIPTION_LENGTH,
+        )
+        if self.lifetime_days is not None:
+            check_int(
+                f"purpose {self.id!r}: lifetime_days",
+                self.lifetime_days,
+                low=1,
+                high=MAX_LIFETIME_DAYS,
             )

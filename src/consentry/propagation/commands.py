@@ -29,7 +29,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -44,7 +43,7 @@ from consentry.domain.events import Action, Actor, RecordedEvent, Source, format
 from consentry.domain.purposes import LegalBasis, Purpose
 from consentry.propagation.consumer import KafkaLoop, Retry
 from consentry.propagation.lag import LagMetrics
-from consentry.recording.schema import ConsentBody, Identifier, Subject
+from consentry.recording.schema import ConsentBody, Identifier, Line, Subject, Text, Timestamp
 from consentry.recording.service import ConsentRequest, EventRequest, Recorder
 from consentry.storage.base import AppendResult, StoreUnavailableError
 from consentry.storage.catalog import Catalog
@@ -77,11 +76,11 @@ class CommandEnvelope(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"]
-    id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
-    source: Annotated[StrictStr, Field(min_length=1, max_length=1000)]
+    id: Annotated[Line, Field(min_length=1, max_length=128)]
+    source: Annotated[Line, Field(min_length=1, max_length=1000)]
     type: Literal["consentry.command.withdraw_all", "consentry.command.record"]
-    tenant: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "default"
-    time: AwareDatetime | None = None
+    tenant: Annotated[Line, Field(min_length=1, max_length=64)] = "default"
+    time: Timestamp | None = None
     datacontenttype: StrictStr | None = None
     data: dict[str, Any]
 
@@ -92,9 +91,9 @@ class WithdrawAllData(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     subject: Subject
-    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]
     purposes: list[Identifier] | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Timestamp | None = None
     actor: Actor = Actor.SYSTEM
     object_legitimate_interest: StrictBool = False
 

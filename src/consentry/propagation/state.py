@@ -104,7 +104,8 @@ class LocalState(Protocol):
 
 
 class _RecentIds:
-    """The last N event ids seen: a second, cheap duplicate check that needs no version."""
+    """The last N (tenant, event id) seen: a second, cheap duplicate check that needs no
+    version. Keyed by tenant too: event ids are unique per tenant (migration 0005)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -132,7 +133,7 @@ class MemoryState:
         self._lock = threading.Lock()
 
     def preview(self, event: RecordedEvent) -> Change | None:
-        if event.event_id in self._recent:
+        if (event.tenant, event.event_id) in self._recent:
             return None
         versions = self._versions.get((event.tenant, event.subject))
         if versions is not None and event.subject_version in versions:
@@ -143,7 +144,7 @@ class MemoryState:
     def commit(self, change: Change) -> None:
         e = change.event
         with self._lock:
-            self._recent.add(e.event_id)
+            self._recent.add((e.tenant, e.event_id))
             self._versions.setdefault((e.tenant, e.subject), VersionSet()).add(e.subject_version)
             key = (e.tenant, e.subject, e.purpose)
             if supersedes(e, self._current.get(key)):
@@ -223,7 +224,7 @@ class SqliteState:
 
     def preview(self, event: RecordedEvent) -> Change | None:
         with self._lock:
-            if event.event_id in self._recent:
+            if (event.tenant, event.event_id) in self._recent:
                 return None
             if event.subject_version in self._load_versions((event.tenant, event.subject)):
                 return None
@@ -233,7 +234,7 @@ class SqliteState:
     def commit(self, change: Change) -> None:
         e = change.event
         with self._lock:
-            self._recent.add(e.event_id)
+            self._recent.add((e.tenant, e.event_id))
             skey = (e.tenant, e.subject)
             self._load_versions(skey).add(e.subject_version)
             self._dirty_versions.add(skey)

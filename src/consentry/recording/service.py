@@ -27,24 +27,30 @@ from consentry.domain.events import (
     Source,
     format_time,
 )
+from consentry.domain.inputs import check_jurisdiction, check_subject, check_text, check_time
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import Purpose
-from consentry.domain.regimes import normalize_jurisdiction
 from consentry.storage.base import AppendResult, ConsentStore
 from consentry.storage.catalog import Catalog
 from consentry.storage.sql import utcnow
 
-MAX_SUBJECT_LENGTH = 256
 MAX_USER_AGENT_LENGTH = 512
+MAX_RAW_SIGNAL_LENGTH = 20_000
 
 CommitListener = Callable[[str, AppendResult], None]
 
 
 @dataclass(frozen=True, slots=True)
 class EventRequest:
+    """One decision of a request. `notice_id`/`notice_version` name the notice the person was
+    shown for THIS purpose, when it is not the request's own (a banner or preference center
+    whose purposes are covered by different notices sends one per purpose)."""
+
     purpose: str
     action: Action
     event_id: uuid.UUID | None = None
+    notice_id: str | None = None
+    notice_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,10 @@ class ConsentRequest:
         """A hash of the request's content, to tell a retry from a reuse of an idempotency key."""
         body = asdict(self)
         body["occurred_at"] = format_time(self.occurred_at) if self.occurred_at else None
+        for event in body["events"]:  # fields added later count only when set, so that a
+            for name in ("notice_id", "notice_version"):  # key stored before keeps its hash
+                if event[name] is None:
+                    del event[name]
         text = json.dumps(body, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -97,11 +107,7 @@ class Recorder:
 
     def validate(self, tenant: str, request: ConsentRequest) -> list[NewEvent]:
         """Turn a request into events, or raise ValidationError saying what to fix."""
-        subject = request.subject
-        if not subject or not subject.strip():
-            raise ValidationError("subject must be a non-empty string")
-        if len(subject) > MAX_SUBJECT_LENGTH:
-            raise ValidationError(f"subject is longer than {MAX_SUBJECT_LENGTH} characters")
+        subject = check_subject(request.subject)
         if not request.events:
             raise ValidationError("events must contain at least one event")
         if len(request.events) > self.settings.max_batch_events:
@@ -110,39 +116,26 @@ class Recorder:
                 f" has {len(request.events)}: split it"
             )
         now = self.clock()
-        occurred_at = request.occurred_at or now
-        skew = timedelta(seconds=self.settings.max_clock_skew_seconds)
-        if occurred_at > now + skew:
-            raise ValidationError(
-                f"occurred_at {format_time(occurred_at)} is more than"
-                f" {self.settings.max_clock_skew_seconds} s in the future; send the time the"
-                " person acted, with its time zone"
-            )
+        occurred_at = check_time(
+            "occurred_at",
+            request.occurred_at or now,
+            now=now,
+            skew_seconds=self.settings.max_clock_skew_seconds,
+        )
         purposes = self.catalog.purposes(tenant)
-        notice = self._notice(tenant, request)
         jurisdiction = (
-            normalize_jurisdiction(request.jurisdiction) if request.jurisdiction else None
+            check_jurisdiction(request.jurisdiction) if request.jurisdiction is not None else None
         )
-        if jurisdiction is not None and not _valid_jurisdiction(jurisdiction):
-            raise ValidationError(
-                f"jurisdiction {request.jurisdiction!r} is not an ISO 3166 code such as DE,"
-                " US-CA or EU"
-            )
+        if request.raw_signal is not None:
+            check_text("raw_signal", request.raw_signal, max_length=MAX_RAW_SIGNAL_LENGTH)
         ip, user_agent = self._evidence_policy(request.ip, request.user_agent)
-        evidence = Evidence(
-            source=request.source,
-            actor=request.actor,
-            jurisdiction=jurisdiction,
-            notice_id=notice.id if notice else None,
-            notice_version=notice.version if notice else None,
-            notice_hash=notice.content_hash if notice else None,
-            ip=ip,
-            user_agent=user_agent,
-            raw_signal=request.raw_signal,
+        default_notice = self._notice(
+            tenant, request.notice_id, request.notice_version, occurred_at, "notice"
         )
+        evidence: dict[Notice | None, Evidence] = {}
         seen: set[str] = set()
         out = []
-        for item in request.events:
+        for index, item in enumerate(request.events):
             purpose = purposes.get(item.purpose) or self.catalog.purpose(tenant, item.purpose)
             if purpose is None:
                 known = ", ".join(sorted(purposes)) or "none yet: create one with POST /v1/purposes"
@@ -154,10 +147,31 @@ class Recorder:
                 )
             seen.add(item.purpose)
             validate_action(purpose, item.action)
+            notice = default_notice
+            if item.notice_id is not None or item.notice_version is not None:
+                notice = self._notice(
+                    tenant,
+                    item.notice_id,
+                    item.notice_version,
+                    occurred_at,
+                    f"events[{index}].notice",
+                )
             if notice is not None and purpose.id not in notice.purposes:
                 raise ValidationError(
                     f"notice {notice.id!r} version {notice.version} does not cover purpose"
                     f" {purpose.id!r}: the person was not told about it"
+                )
+            if notice not in evidence:
+                evidence[notice] = Evidence(
+                    source=request.source,
+                    actor=request.actor,
+                    jurisdiction=jurisdiction,
+                    notice_id=notice.id if notice else None,
+                    notice_version=notice.version if notice else None,
+                    notice_hash=notice.content_hash if notice else None,
+                    ip=ip,
+                    user_agent=user_agent,
+                    raw_signal=request.raw_signal,
                 )
             out.append(
                 NewEvent(
@@ -168,29 +182,45 @@ class Recorder:
                     action=item.action,
                     legal_basis=purpose.legal_basis,
                     occurred_at=occurred_at,
-                    evidence=evidence,
+                    evidence=evidence[notice],
                     expires_at=_expiry(purpose, item.action, occurred_at),
+                    occurred_at_given=request.occurred_at is not None,
                 )
             )
         return out
 
-    def _notice(self, tenant: str, request: ConsentRequest) -> Notice | None:
-        if request.notice_id is None:
-            if request.notice_version is not None:
-                raise ValidationError("notice.version was given without notice.id")
+    def _notice(
+        self,
+        tenant: str,
+        notice_id: str | None,
+        version: int | None,
+        occurred_at: datetime,
+        field: str,
+    ) -> Notice | None:
+        """The notice version a request names, shown no earlier than it was published."""
+        if notice_id is None:
+            if version is not None:
+                raise ValidationError(f"{field}.version was given without {field}.id")
             return None
-        versions = self.catalog.notices(tenant, request.notice_id)
+        versions = self.catalog.notices(tenant, notice_id)
+        if not versions:  # published a moment ago through another worker?
+            self.catalog.invalidate(tenant)
+            versions = self.catalog.notices(tenant, notice_id)
         if not versions:
-            raise NotFoundError(f"notice {request.notice_id!r} does not exist")
-        if request.notice_version is None:
-            raise ValidationError(
-                f"notice {request.notice_id!r}: give the version the person was shown"
-            )
+            raise NotFoundError(f"notice {notice_id!r} does not exist")
+        if version is None:
+            raise ValidationError(f"notice {notice_id!r}: give the version the person was shown")
         for notice in versions:
-            if notice.version == request.notice_version:
+            if notice.version == version:
+                if notice.published_at > occurred_at:
+                    raise ValidationError(
+                        f"notice {notice_id!r} version {version} was published at"
+                        f" {format_time(notice.published_at)}, after occurred_at"
+                        f" {format_time(occurred_at)}: the person cannot have been shown it"
+                    )
                 return notice
         raise ValidationError(
-            f"notice {request.notice_id!r} has no version {request.notice_version}; published"
+            f"notice {notice_id!r} has no version {version}; published"
             f" versions: {', '.join(str(n.version) for n in versions)}"
         )
 
@@ -201,6 +231,7 @@ class Recorder:
         if policy is EvidencePolicy.NONE:
             return None, None
         if ip is not None:
+            check_text("evidence.ip", ip)
             try:
                 address = ipaddress.ip_address(ip)
             except ValueError as exc:
@@ -211,16 +242,26 @@ class Recorder:
             else:
                 ip = str(address)
         if user_agent is not None:
+            check_text("evidence.user_agent", user_agent)
             user_agent = user_agent[:MAX_USER_AGENT_LENGTH]
         return ip, user_agent
 
     # Catalogue writes --------------------------------------------------------------------
     def add_purpose(self, tenant: str, purpose: Purpose) -> bool:
+        purpose.check_input()
         created = self.store.add_purpose(tenant, purpose)
         self.catalog.invalidate(tenant)
         return created
 
     def add_notice(self, tenant: str, notice: Notice) -> bool:
+        notice.check_input()
+        now = self.clock()
+        check_time(
+            "published_at",
+            notice.published_at,
+            now=now,
+            skew_seconds=self.settings.max_clock_skew_seconds,
+        )
         purposes = self.catalog.purposes(tenant)
         missing = [p for p in notice.purposes if p not in purposes]
         if missing:
@@ -228,10 +269,6 @@ class Recorder:
                 f"notice {notice.id!r} covers unknown purposes: {', '.join(missing)}; create"
                 " them first with POST /v1/purposes"
             )
-        if notice.published_at > self.clock() + timedelta(
-            seconds=self.settings.max_clock_skew_seconds
-        ):
-            raise ValidationError("published_at is in the future")
         created = self.store.add_notice(tenant, notice)
         self.catalog.invalidate(tenant)
         return created
@@ -241,10 +278,3 @@ def _expiry(purpose: Purpose, action: Action, occurred_at: datetime) -> datetime
     if purpose.lifetime_days is None or action not in (Action.GIVEN, Action.OPTED_IN):
         return None
     return occurred_at + timedelta(days=purpose.lifetime_days)
-
-
-def _valid_jurisdiction(code: str) -> bool:
-    country, _, region = code.partition("-")
-    if not (country.isalpha() and 2 <= len(country) <= 3):
-        return False
-    return not region or (region.isalnum() and 1 <= len(region) <= 3)

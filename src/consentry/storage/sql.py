@@ -27,6 +27,7 @@ from consentry.domain.events import (
     RecordedEvent,
     Source,
 )
+from consentry.domain.inputs import check_tenant_name, check_text
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
 from consentry.storage.base import (
@@ -44,6 +45,8 @@ EVENT_COLUMNS = (
     " notice_hash, ip, user_agent, raw_signal, expires_at"
 )
 _E_COLS = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
+NOTICE_COLUMNS = "id, version, text, purposes, material, grace_days, published_at, recorded_at"
+MAX_LABEL_LENGTH = 200
 
 
 class Cursor(Protocol):
@@ -184,6 +187,7 @@ class SqlStore(ABC):
 
     # Tenants and keys ----------------------------------------------------------------------
     def ensure_tenant(self, name: str) -> bool:
+        check_tenant_name(name)
         with self._write() as cur:
             cur.execute(self._sql("SELECT 1 FROM tenants WHERE name = ?"), (name,))
             if cur.fetchone():
@@ -200,6 +204,7 @@ class SqlStore(ABC):
             return cur.fetchone() is not None
 
     def add_api_key(self, key: ApiKey, key_hash: str) -> None:
+        check_text("label", key.label, max_length=MAX_LABEL_LENGTH)
         if not self.tenant_exists(key.tenant):
             raise ValidationError(f"tenant {key.tenant!r} does not exist")
         with self._write() as cur:
@@ -317,8 +322,8 @@ class SqlStore(ABC):
         with self._write() as cur:
             cur.execute(
                 self._sql(
-                    "SELECT id, version, text, purposes, material, grace_days, published_at"
-                    " FROM notices WHERE tenant = ? AND id = ? ORDER BY version"
+                    f"SELECT {NOTICE_COLUMNS} FROM notices WHERE tenant = ? AND id = ?"
+                    " ORDER BY version"
                 ),
                 (tenant, notice.id),
             )
@@ -351,7 +356,8 @@ class SqlStore(ABC):
             cur.execute(
                 self._sql(
                     "INSERT INTO notices (tenant, id, version, text, content_hash, purposes,"
-                    " material, grace_days, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " material, grace_days, published_at, recorded_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     tenant,
@@ -363,6 +369,7 @@ class SqlStore(ABC):
                     int(notice.material),
                     notice.grace_days,
                     self._ts_in(notice.published_at),
+                    self._ts_in(utcnow()),  # when we knew it: "as known at" reads this
                 ),
             )
             return True
@@ -376,13 +383,11 @@ class SqlStore(ABC):
             material=bool(row[4]),
             grace_days=int(row[5]),
             published_at=self._ts_out(row[6]),
+            recorded_at=self._ts_out(row[7]),
         )
 
     def get_notices(self, tenant: str, notice_id: str | None = None) -> list[Notice]:
-        sql = (
-            "SELECT id, version, text, purposes, material, grace_days, published_at"
-            " FROM notices WHERE tenant = ?"
-        )
+        sql = f"SELECT {NOTICE_COLUMNS} FROM notices WHERE tenant = ?"
         params: list[Any] = [tenant]
         if notice_id is not None:
             sql += " AND id = ?"
@@ -413,9 +418,9 @@ class SqlStore(ABC):
                 replay = self._replay_idempotent(cur, tenant, idempotency_key, request_hash or "")
                 if replay is not None:
                     return replay
-            existing = self._events_by_id(cur, ids)
+            existing = self._events_by_id(cur, tenant, ids)
             if existing:
-                return self._replay_event_ids(tenant, events, existing)
+                return self._replay_event_ids(events, existing)
             cur.execute("SELECT position, recorded_at FROM log_head WHERE id = 1")
             head, last_recorded = cur.fetchone()
             recorded_at = utcnow()
@@ -507,33 +512,40 @@ class SqlStore(ABC):
                 " for a new request"
             )
         ids = [uuid.UUID(i) for i in json.loads(row[1])]
-        found = {e.event_id: e for e in self._events_by_id(cur, ids)}
+        found = {e.event_id: e for e in self._events_by_id(cur, tenant, ids)}
         return AppendResult(tuple(found[i] for i in ids), replayed=True)
 
     @staticmethod
     def _replay_event_ids(
-        tenant: str, events: Sequence[NewEvent], existing: list[RecordedEvent]
+        events: Sequence[NewEvent], existing: list[RecordedEvent]
     ) -> AppendResult:
+        """A retry (every event already recorded, each with the same content) answers the first
+        result; anything else is a conflict that names what differs, and writes nothing."""
         by_id = {e.event_id: e for e in existing}
         missing = [str(e.event_id) for e in events if e.event_id not in by_id]
         if missing:
             raise ConflictError(
                 "some event_ids of this request are already recorded and others are not"
                 f" (new: {', '.join(missing[:5])}); retry the original request unchanged, or"
-                " use new event ids for new events"
+                " use new event ids for new events",
+                [{"field": "event_id", "message": f"{i} is not recorded yet"} for i in missing],
             )
-        for new in events:
-            old = by_id[new.event_id]
-            if (old.tenant, old.subject, old.purpose, old.action) != (
-                tenant,
-                new.subject,
-                new.purpose,
-                new.action,
-            ):
-                raise ConflictError(
-                    f"event_id {new.event_id} is already recorded with different content;"
-                    " event ids must be unique per event"
-                )
+        details = [
+            {
+                "field": name,
+                "message": f"event {new.event_id} is recorded with another {name}",
+            }
+            for new in events
+            for name in new.differences(by_id[new.event_id])
+        ]
+        if details:
+            names = ", ".join(dict.fromkeys(d["field"] for d in details))
+            raise ConflictError(
+                f"an event_id of this request is already recorded with other content ({names}"
+                " differ); a retry must repeat the request unchanged, a new event needs a new"
+                " event_id",
+                details,
+            )
         return AppendResult(tuple(by_id[e.event_id] for e in events), replayed=True)
 
     def _event_row(self, e: RecordedEvent) -> tuple[Any, ...]:
@@ -587,20 +599,27 @@ class SqlStore(ABC):
             expires_at=self._ts_out(row[19]) if row[19] is not None else None,
         )
 
-    def _events_by_id(self, cur: Cursor, ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
+    def _events_by_id(
+        self, cur: Cursor, tenant: str, ids: Sequence[uuid.UUID]
+    ) -> list[RecordedEvent]:
+        """The tenant's events with these ids. Event ids are unique per tenant (migration
+        0005): another tenant's event under the same id is not looked at, so no answer can
+        tell whether another tenant used an id."""
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
         cur.execute(
-            self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id IN ({marks})"),
-            [self._uuid_in(i) for i in ids],
+            self._sql(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id IN ({marks}) AND tenant = ?"
+            ),
+            [*(self._uuid_in(i) for i in ids), tenant],
         )
         return [self._event(r) for r in cur.fetchall()]
 
     def get_events(self, tenant: str, event_ids: Sequence[uuid.UUID]) -> list[RecordedEvent]:
         with self._read() as cur:
-            found = self._events_by_id(cur, event_ids)
-        return sorted((e for e in found if e.tenant == tenant), key=lambda e: e.position)
+            found = self._events_by_id(cur, tenant, event_ids)
+        return sorted(found, key=lambda e: e.position)
 
     def head(self) -> int:
         with self._read() as cur:

@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,9 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from consentry.domain.decide import Signals, decide
 from consentry.domain.errors import NotFoundError, ValidationError
 from consentry.domain.events import Action, RecordedEvent, Source
+from consentry.domain.inputs import jurisdiction_code
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
-from consentry.domain.regimes import Regime, normalize_jurisdiction, regime_for
+from consentry.domain.regimes import Regime, regime_for
+from consentry.recording.schema import Line
+from consentry.recording.schema import Text as TextBody
 from consentry.recording.service import ConsentRequest, EventRequest
 from consentry.recording.signals_in import SignalMapping, load_mapping
 from consentry.services import Services
@@ -33,7 +36,14 @@ from consentry.signals import gpp, tcf
 from consentry.signals.consent_mode import CONSENT_TYPES
 from consentry.storage.base import AppendResult
 from consentry.storage.collection import CollectionStore, SettingsKind
-from consentry.tokens import CONSENT, PREFERENCES, SESSION, public_jwk, sign_token
+from consentry.tokens import (
+    CONSENT,
+    PREFERENCES,
+    PREFERENCES_SESSION,
+    SESSION,
+    public_jwk,
+    sign_token,
+)
 
 CONSENT_COOKIE = "consentry"
 SESSION_COOKIE = "consentry_sid"
@@ -49,7 +59,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Text = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+Text = Annotated[TextBody, Field(min_length=1, max_length=2000)]
 
 
 class BannerTexts(Strict):
@@ -105,7 +115,7 @@ class BannerSettings(Strict):
         default_factory=list,
         description="Origins of sites that embed the banner (CORS); the server's own is implied.",
     )
-    cookie_domain: Annotated[StrictStr, Field(max_length=253)] | None = Field(
+    cookie_domain: Annotated[Line, Field(max_length=253)] | None = Field(
         None, description="Domain attribute of the cookies, e.g. example.com for all subdomains."
     )
     cookie_days: Annotated[StrictInt, Field(ge=1, le=395)] = Field(
@@ -116,16 +126,17 @@ class BannerSettings(Strict):
         description="Purposes the banner lists, in order; default: every purpose except"
         " contract and legal obligation ones.",
     )
-    notice_id: StrictStr | None = Field(
+    notice_id: Line | None = Field(
         None,
         description="The notice whose latest version the banner stands for (evidence);"
-        " default: the newest notice covering every purpose the banner lets people choose.",
+        " default: the newest notice covering every purpose the banner lets people choose."
+        " A purpose it does not cover is recorded with the newest notice that covers it.",
     )
     allow_jurisdiction_override: StrictBool = Field(
         False,
         description="Let the page choose the jurisdiction (data-jurisdiction); for demos only.",
     )
-    privacy_url: Annotated[StrictStr, Field(max_length=2000)] | None = None
+    privacy_url: Annotated[Line, Field(max_length=2000)] | None = None
     texts: BannerTexts = Field(default_factory=BannerTexts)
     tcf: TcfSettings = Field(default_factory=TcfSettings)
 
@@ -144,6 +155,9 @@ class Site:
     purposes: dict[str, Purpose]
     shown: tuple[Purpose, ...]
     notice: Notice | None
+    notices: Mapping[str, Notice] = field(default_factory=dict)
+    """The notice version shown for each purpose (the evidence its events carry): the site's
+    notice where it covers the purpose, else the newest notice that does."""
 
     @property
     def choosable(self) -> tuple[Purpose, ...]:
@@ -153,14 +167,18 @@ class Site:
     def version(self) -> str:
         """Changes whenever what the person is asked changes (settings, mapping, purposes,
         notice), so that a stored choice can tell it was made on an older banner."""
-        material = json.dumps(
-            [
-                self.settings_version,
-                self.mapping.version,
-                [p.id for p in self.shown],
-                [self.notice.id, self.notice.version] if self.notice else None,
-            ]
+        asked: list[Any] = [
+            self.settings_version,
+            self.mapping.version,
+            [p.id for p in self.shown],
+            [self.notice.id, self.notice.version] if self.notice else None,
+        ]
+        others = sorted(
+            (pid, n.id, n.version) for pid, n in self.notices.items() if n != self.notice
         )
+        if others:  # only then: a site whose one notice covers everything keeps its version
+            asked.append(others)
+        material = json.dumps(asked)
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -196,7 +214,8 @@ def load_site(
             for p in sorted(purposes.values(), key=lambda p: (not p.required, p.id))
             if p.legal_basis not in (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION)
         )
-    notice = _notice(services, tenant, settings, [p.id for p in shown if is_choosable(p)])
+    latest = latest_notices(services.catalog.get(tenant).notices, datetime.now(UTC))
+    notice = _notice(latest, settings, [p.id for p in shown if is_choosable(p)])
     return Site(
         tenant=tenant,
         settings=settings,
@@ -205,20 +224,26 @@ def load_site(
         purposes=purposes,
         shown=shown,
         notice=notice,
+        notices=notices_by_purpose(shown, notice if for_banner else None, latest),
     )
 
 
-def _notice(
-    services: Services, tenant: str, settings: BannerSettings, choosable: Sequence[str]
-) -> Notice | None:
-    notices = services.catalog.get(tenant).notices
+def latest_notices(notices: Sequence[Notice], now: datetime) -> list[Notice]:
+    """The latest version of each notice published by `now` (one published later cannot have
+    been shown yet: the recorder refuses a notice published after the consent)."""
     latest: dict[str, Notice] = {}
     for n in notices:
-        if n.id not in latest or n.version > latest[n.id].version:
+        if n.published_at <= now and (n.id not in latest or n.version > latest[n.id].version):
             latest[n.id] = n
+    return list(latest.values())
+
+
+def _notice(
+    latest: Sequence[Notice], settings: BannerSettings, choosable: Sequence[str]
+) -> Notice | None:
     if settings.notice_id is not None:
-        return latest.get(settings.notice_id)
-    covering = [n for n in latest.values() if set(choosable) <= set(n.purposes)]
+        return next((n for n in latest if n.id == settings.notice_id), None)
+    covering = [n for n in latest if set(choosable) <= set(n.purposes)]
     return max(covering, key=lambda n: n.published_at, default=None)
 
 
@@ -226,6 +251,18 @@ def notice_for(purpose: str, notices: Sequence[Notice]) -> Notice | None:
     """The latest version of the newest notice that covers `purpose`."""
     covering = [n for n in notices if purpose in n.purposes]
     return max(covering, key=lambda n: (n.published_at, n.version), default=None)
+
+
+def notices_by_purpose(
+    shown: Sequence[Purpose], main: Notice | None, latest: Sequence[Notice]
+) -> dict[str, Notice]:
+    """Each shown purpose's notice: `main` where it covers the purpose, else notice_for()."""
+    out = {}
+    for p in shown:
+        found = main if main is not None and p.id in main.purposes else notice_for(p.id, latest)
+        if found is not None:
+            out[p.id] = found
+    return out
 
 
 # --------------------------------------------------------------------------- regime, GPC
@@ -238,11 +275,7 @@ def resolve_jurisdiction(header_value: str | None, override: str | None, site: S
         value = override
     if not value:
         return None
-    code = normalize_jurisdiction(value)[:8]
-    country, _, region = code.partition("-")
-    if not (country.isalpha() and 2 <= len(country) <= 3) or (region and not region.isalnum()):
-        return None
-    return code
+    return jurisdiction_code(value)  # ASCII ISO 3166 only; anything else counts as unknown
 
 
 def gpc_locked(site: Site, purpose: Purpose, gpc: bool) -> bool:
@@ -473,6 +506,7 @@ def public_config(
         "purposes": [
             {
                 "id": p.id,
+                "notice": _notice_ref(site.notices.get(p.id)),
                 "name": p.name,
                 "description": p.description,
                 "legal_basis": p.legal_basis.value,
@@ -488,6 +522,10 @@ def public_config(
         "token_key": verifier.to_string(),
         "token_jwk": public_jwk(verifier),
     }
+
+
+def _notice_ref(notice: Notice | None) -> dict[str, Any] | None:
+    return {"id": notice.id, "version": notice.version} if notice else None
 
 
 # --------------------------------------------------------------------------- recording
@@ -568,7 +606,7 @@ def record_choices(
             opt_out = off_action(purpose, regime, current)
             if current is not None and current.action is opt_out:
                 continue  # already recorded; a GPC signal on every visit is not news
-            by_gpc.append(EventRequest(pid, opt_out))
+            by_gpc.append(_event(site, pid, opt_out))
             continue
         if only_changes and current_permitted.get(pid) == allowed:
             continue
@@ -576,27 +614,33 @@ def record_choices(
             on_action(purpose, regime, current) if allowed else off_action(purpose, regime, current)
         )
         if action is not None:
-            by_person.append(EventRequest(pid, action))
+            by_person.append(_event(site, pid, action))
     results = []
     for events, src in ((by_gpc, Source.GPC), (by_person, source)):
         if not events:
             continue
-        notice = site.notice
-        if notice is not None and not {e.purpose for e in events} <= set(notice.purposes):
-            notice = None
         request = ConsentRequest(
             subject=subject,
             source=src,
             events=events,
             jurisdiction=jurisdiction,
-            notice_id=notice.id if notice else None,
-            notice_version=notice.version if notice else None,
             ip=ip,
             user_agent=user_agent,
             raw_signal="Sec-GPC: 1" if src is Source.GPC else None,
         )
         results.append(services.recorder.record(site.tenant, request))
     return Recorded(tuple(results))
+
+
+def _event(site: Site, purpose: str, action: Action) -> EventRequest:
+    """One choice, with the notice version shown for its purpose as its evidence."""
+    notice = site.notices.get(purpose)
+    return EventRequest(
+        purpose,
+        action,
+        notice_id=notice.id if notice else None,
+        notice_version=notice.version if notice else None,
+    )
 
 
 # --------------------------------------------------------------------------- tokens
@@ -620,12 +664,21 @@ def session_token(services: Services, tenant: str, subject: str, days: int) -> s
 
 
 def preference_link_token(services: Services, tenant: str, subject: str, hours: int) -> str:
+    """A link's token; its `jti` lets the preference center take it only once (api/pages.py)."""
     now = int(time.time())
     body = {
         "typ": PREFERENCES,
         "tnt": tenant,
         "sub": subject,
+        "jti": secrets.token_urlsafe(16),
         "iat": now,
         "exp": now + hours * 3600,
     }
     return sign_token(services.keyring.signing_key(tenant), body)
+
+
+def preference_session_token(services: Services, tenant: str, subject: str, seconds: int) -> str:
+    """What the preference center's cookie holds once a link was exchanged for it."""
+    now = int(time.time())
+    body = {"typ": PREFERENCES_SESSION, "tnt": tenant, "sub": subject, "iat": now}
+    return sign_token(services.keyring.signing_key(tenant), {**body, "exp": now + seconds})

@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from consentry.domain.decide import Reason
+from consentry.domain.errors import ConflictError
 from consentry.domain.events import Action, RecordedEvent, Source
 from consentry.domain.notices import Notice, content_hash
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
@@ -126,11 +127,8 @@ def purpose_views(
     services: Services, tenant: str, subject: str, jurisdiction: str | None
 ) -> tuple[list[PurposeView], Regime]:
     states = services.decisions.state_as_of(tenant, subject, jurisdiction=jurisdiction)
-    notices = services.catalog.get(tenant).notices
-    latest: dict[str, Notice] = {}
-    for n in notices:
-        if n.id not in latest or n.version > latest[n.id].version:
-            latest[n.id] = n
+    # The same versions the preference center records as evidence (ui/banner.py, load_site).
+    latest = ui.latest_notices(services.catalog.get(tenant).notices, datetime.now(UTC))
     event_jurisdiction = next(
         (
             s.event.evidence.jurisdiction
@@ -157,7 +155,7 @@ def purpose_views(
                 choosable=ui.is_choosable(p),
                 allow_label=allow,
                 deny_label=deny,
-                notice=ui.notice_for(p.id, list(latest.values())),
+                notice=ui.notice_for(p.id, latest),
                 valid_until=until.astimezone(UTC).strftime("%Y-%m-%d") if until else None,
             )
         )
@@ -187,6 +185,8 @@ def notice_digest(notice: Notice) -> str:
 
 # --------------------------------------------------------------------------- the demo
 
+# The demo's own tenant: `serve --demo` on a real installation never touches another one.
+DEMO_TENANT = "demo"
 
 DEMO_PURPOSES: tuple[Purpose, ...] = (
     Purpose(
@@ -257,27 +257,33 @@ DEMO_NOTICE_TEXT = (
 def ensure_demo(services: Services, collection: CollectionStore, tenant: str) -> bool:
     """Set up the demo on `tenant` if it has no banner yet; True if anything was created.
 
-    A tenant with no purposes gets the demo purposes, a notice, a signal mapping and banner
-    settings; one with purposes of its own only gets banner settings (its purposes shown).
+    The demo sets up an EMPTY tenant (created if missing): demo purposes, a notice, a signal
+    mapping and banner settings. It never changes a tenant that has data of its own: one with
+    purposes or events (and no banner) is refused with a ConflictError saying so. A tenant
+    whose banner is set up already (by an earlier visit) is left as it is.
     """
     if collection.latest(tenant, SettingsKind.BANNER) is not None:
         return False
     services.store.ensure_tenant(tenant)
-    if not services.catalog.purposes(tenant):
-        for p in DEMO_PURPOSES:
-            services.recorder.add_purpose(tenant, p)
-        services.recorder.add_notice(
-            tenant,
-            Notice(
-                id="demo-privacy",
-                version=1,
-                text=DEMO_NOTICE_TEXT,
-                purposes=tuple(p.id for p in DEMO_PURPOSES),
-                published_at=services.recorder.clock(),
-            ),
+    if services.catalog.purposes(tenant) or services.store.state_snapshot(tenant, "", 1):
+        raise ConflictError(
+            f"the demo sets up an empty tenant, and tenant {tenant!r} already has purposes or"
+            " events: it was left as it is (the demo never changes a tenant that holds data)"
         )
-        if collection.latest(tenant, SettingsKind.MAPPING) is None:
-            collection.put(tenant, SettingsKind.MAPPING, DEMO_MAPPING)
+    for p in DEMO_PURPOSES:
+        services.recorder.add_purpose(tenant, p)
+    services.recorder.add_notice(
+        tenant,
+        Notice(
+            id="demo-privacy",
+            version=1,
+            text=DEMO_NOTICE_TEXT,
+            purposes=tuple(p.id for p in DEMO_PURPOSES),
+            published_at=services.recorder.clock(),
+        ),
+    )
+    if collection.latest(tenant, SettingsKind.MAPPING) is None:
+        collection.put(tenant, SettingsKind.MAPPING, DEMO_MAPPING)
     settings = ui.BannerSettings(allow_jurisdiction_override=True, privacy_url="/preferences")
     collection.put(tenant, SettingsKind.BANNER, settings.model_dump(mode="json"))
     return True
