@@ -11,6 +11,7 @@ A new async route that reads the database directly fails this test.
 from __future__ import annotations
 
 import asyncio
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,7 +68,7 @@ def test_no_route_touches_the_database_on_the_event_loop(api: ApiClient, guard: 
     for method, path in every_route(api.client.app):
         if path == "/v1/changes/stream":
             continue  # endless: below
-        url = path.format(**PATH_VALUES)
+        url = re.sub(r"{(\w+)(:\w+)?}", lambda m: PATH_VALUES.get(m[1], "x"), path)
         params = {"subject": "alice", "purpose": "email", "after": 0, "wait": 0.05}
         api.client.request(method, url, params=params, json={})
         calls += 1
