@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from consentry.domain.events import EvidencePolicy
 from consentry.domain.regimes import Regime
 
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 
 class RateLimit(BaseModel):
     """A token bucket: `per_second` sustained, up to `burst` at once (JSON in the environment)."""
@@ -183,9 +186,10 @@ class Settings(BaseSettings):
     kafka_create_topics: bool = Field(
         True, description="Create missing topics at start-up (off where ACLs forbid it)."
     )
-    kafka_client_config: dict[str, str] = Field(
+    kafka_client_config: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Extra librdkafka settings (JSON), e.g. security.protocol, sasl.*.",
+        description="Extra librdkafka settings (a JSON object of strings, numbers or booleans),"
+        " e.g. security.protocol, sasl.*.",
     )
     cloudevents_source: str = Field(
         "/consentry", description="CloudEvents `source` prefix naming this installation."
@@ -222,3 +226,19 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"trusted_proxies: {item!r} is not an address or network") from exc
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(DATABASE_SCHEMES):
+            raise ValueError("use sqlite:///path.db or postgresql://host/database")
+        if value.startswith("sqlite:") and not value[len("sqlite:///") :]:
+            raise ValueError("the sqlite URL names no file; e.g. sqlite:///consentry.db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(REDIS_SCHEMES):
+            raise ValueError("use redis://host:port/db, rediss://... or unix:///path")
+        return value or None

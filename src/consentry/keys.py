@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from consentry.domain.errors import DomainError
+from consentry.domain.errors import ConflictError, DomainError, NotFoundError, ValidationError
 from consentry.storage.base import ApiKey, ConsentStore, Role
 from consentry.storage.sql import utcnow
 
@@ -47,6 +48,15 @@ def create_key(store: ConsentStore, tenant: str, role: Role, label: str = "") ->
 
 def authenticate(store: ConsentStore, authorization: str | None) -> ApiKey:
     """Resolve an `Authorization: Bearer <key>` header to its key, or raise."""
+    record = store.find_api_key(hash_key(bearer_token(authorization)))
+    if record is None or is_revoked(record):
+        raise AuthenticationError("unknown or revoked API key")
+    return record
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key an `Authorization: Bearer <key>` header carries, or AuthenticationError (no
+    database needed to refuse a malformed header)."""
     if not authorization:
         raise AuthenticationError("missing Authorization header; send 'Bearer <api key>'")
     scheme, _, token = authorization.partition(" ")
@@ -55,10 +65,59 @@ def authenticate(store: ConsentStore, authorization: str | None) -> ApiKey:
         raise AuthenticationError("the Authorization header must be 'Bearer <api key>'")
     if not token.startswith(PREFIX):
         raise AuthenticationError("that is not a Consentry API key")
-    record = store.find_api_key(hash_key(token))
-    if record is None or record.revoked_at is not None:
-        raise AuthenticationError("unknown or revoked API key")
-    return record
+    return token
+
+
+def is_revoked(key: ApiKey, now: datetime | None = None) -> bool:
+    """Revoked by now (a rotated key stays valid until its grace period ends)."""
+    return key.revoked_at is not None and key.revoked_at <= (now or utcnow())
+
+
+MAX_GRACE = timedelta(days=30)
+
+
+def revoke_key(
+    store: ConsentStore, tenant: str, key_id: str, *, revoked_by: str = "", force: bool = False
+) -> ApiKey:
+    """Revoke a key now; every server refuses it within a second (api/deps.py, KeyCache).
+
+    The tenant's last admin key in force is kept (ConflictError) unless `force`: through the
+    API that would lock the tenant out of its own administration; the CLI's operator, who can
+    always create a key on the database, may force it.
+    """
+    return store.revoke_api_key(
+        tenant, key_id, utcnow(), revoked_by=revoked_by, keep_an_admin=not force
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedKey:
+    issued: IssuedKey
+    old: ApiKey
+
+
+def rotate_key(
+    store: ConsentStore,
+    tenant: str,
+    key_id: str,
+    *,
+    grace: timedelta = timedelta(0),
+    revoked_by: str = "",
+) -> RotatedKey:
+    """Issue a replacement (same tenant, role and label) and revoke the old key after `grace`
+    (0: at once), so clients can switch without a gap."""
+    if grace < timedelta(0) or grace > MAX_GRACE:
+        raise ValidationError(f"the grace period must be between 0 and {MAX_GRACE.days} days")
+    old = next((k for k in store.list_api_keys(tenant) if k.key_id == key_id), None)
+    if old is None:
+        raise NotFoundError(f"the tenant has no API key {key_id!r}")
+    if is_revoked(old):
+        raise ConflictError(f"API key {key_id!r} is revoked; create a new key instead")
+    issued = create_key(store, tenant, old.role, old.label)
+    revoked = store.revoke_api_key(
+        tenant, key_id, utcnow() + grace, revoked_by=revoked_by, keep_an_admin=False
+    )
+    return RotatedKey(issued, revoked)
 
 
 class Scope:
@@ -72,6 +131,7 @@ class Scope:
     HISTORY_READ = "history:read"
     CHANGES_READ = "changes:read"
     LEDGER_READ = "ledger:read"  # checkpoints, proofs, public keys: hashes, no event data
+    KEYS_MANAGE = "keys:manage"  # create, list, revoke and rotate the tenant's API keys
 
 
 ALL_SCOPES = frozenset(v for k, v in vars(Scope).items() if k.isupper())

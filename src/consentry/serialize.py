@@ -8,6 +8,7 @@ from consentry.domain.decide import Decision
 from consentry.domain.events import RecordedEvent, format_time
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import Purpose
+from consentry.storage.base import ApiKey
 
 
 def decision_to_dict(d: Decision) -> dict[str, Any]:
@@ -62,4 +63,16 @@ def notice_to_dict(n: Notice) -> dict[str, Any]:
         "grace_days": n.grace_days,
         "published_at": format_time(n.published_at),
         "recorded_at": format_time(n.recorded_at) if n.recorded_at else None,
+    }
+
+
+def key_to_dict(key: ApiKey) -> dict[str, Any]:
+    """An API key as the API and the CLI show it: never the key itself, only its hash is kept."""
+    return {
+        "key_id": key.key_id,
+        "tenant": key.tenant,
+        "role": key.role.value,
+        "label": key.label,
+        "created_at": format_time(key.created_at),
+        "revoked_at": format_time(key.revoked_at) if key.revoked_at else None,
     }

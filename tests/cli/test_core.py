@@ -15,6 +15,14 @@ from consentry.storage import open_store
 runner = CliRunner()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run(db_url: str, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, [*args, "--database-url", db_url])
     return result.exit_code, result.output
@@ -146,7 +154,7 @@ def test_serve_refuses_an_unmigrated_schema(tmp_path: Path) -> None:
     store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTRY_")}
     result = subprocess.run(
-        ["consentry", "serve", "--database-url", url, "--port", "1"],
+        ["consentry", "serve", "--database-url", url, "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -167,3 +175,32 @@ def test_every_command_explains_itself_with_an_example(command: str) -> None:
         assert "create" in result.output or "publish" in result.output
     else:
         assert "Example" in result.output
+
+
+def test_keys_revoke_and_rotate(migrated: str) -> None:
+    store = open_store(migrated)
+    try:
+        (admin,) = store.list_api_keys("default")
+        code, output = run(migrated, "keys", "create", "--role", "collector", "--label", "web")
+        assert code == 0, output
+        (collector,) = [k for k in store.list_api_keys("default") if k.role.value == "collector"]
+        code, output = run(migrated, "keys", "rotate", collector.key_id, "--grace-seconds", "60")
+        assert code == 0, output
+        assert output.strip().splitlines()[-1].startswith("csk_")
+        keys = {k.key_id: k for k in store.list_api_keys("default")}
+        assert keys[collector.key_id].revoked_at is not None  # from a minute on
+        (new,) = [k for k in keys.values() if k.role.value == "collector" and not k.revoked_at]
+        assert new.label == "web"
+        code, output = run(migrated, "keys", "revoke", new.key_id)
+        assert code == 0 and "revoked" in output
+        code, output = run(migrated, "keys", "revoke", admin.key_id)
+        assert code == 2 and "last admin key" in output
+        code, output = run(migrated, "keys", "revoke", "nope")
+        assert code == 2 and "no API key 'nope'" in output
+        code, output = run(migrated, "keys", "revoke", admin.key_id, "--force")
+        assert code == 0
+        assert all(k.revoked_at for k in store.list_api_keys("default"))
+        code, output = run(migrated, "keys", "list")
+        assert code == 0 and admin.key_id in output
+    finally:
+        store.close()

@@ -29,7 +29,7 @@ def record(services: Services, subject: str, action: Action, purpose: str = "ema
 
 @pytest.fixture
 def cached(store: SqlStore, redis_url: str) -> Services:
-    services = Services.build(Settings(database_url="unused", redis_url=redis_url), store)
+    services = Services.build(Settings(database_url="sqlite:///u.db", redis_url=redis_url), store)
     services.recorder.add_purpose("default", Purpose("email", "Email", LegalBasis.CONSENT))
     services.decisions.active_reader.sync()  # the first sync names the keys (installation id)
     return services
@@ -81,7 +81,7 @@ def test_checks_are_served_from_redis_across_processes(
     """A second server (no shared memory) reads what the first put in Redis, and sees its
     writes because the writer invalidated Redis before answering."""
     other = Services.build(
-        Settings(database_url="unused", redis_url=redis_url, local_cache=False), store
+        Settings(database_url="sqlite:///u.db", redis_url=redis_url, local_cache=False), store
     )
     record(cached, "carol", Action.GIVEN)
     assert cached.decisions.check("default", "carol", "email").permitted
@@ -97,7 +97,7 @@ def test_redis_down_answers_from_the_database_then_recovers(
     store: SqlStore, private_redis: PrivateRedis
 ) -> None:
     services = Services.build(
-        Settings(database_url="unused", redis_url=private_redis.url, redis_retry_seconds=0),
+        Settings(database_url="sqlite:///u.db", redis_url=private_redis.url, redis_retry_seconds=0),
         store,
     )
     services.recorder.add_purpose("default", Purpose("email", "Email", LegalBasis.CONSENT))

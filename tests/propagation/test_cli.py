@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from typer.testing import CliRunner
 
 from consentry.cli import app
+from consentry.cli.exits import ExitCode
 from consentry.domain.events import Action, Source
 from consentry.propagation.consumer import H_ERROR, H_GROUP, H_OFFSET, H_PARTITION, H_TOPIC
 from consentry.propagation.kafka import client_config, ensure_topics
@@ -39,7 +40,7 @@ def test_without_kafka_the_commands_say_what_to_set(sqlite_url: str) -> None:
             [*args] if args[0] == "dlq" else [*args, "--database-url", sqlite_url],
             env={"CONSENTRY_KAFKA_BOOTSTRAP_SERVERS": ""},
         )
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == ExitCode.SETTINGS, result.output
         assert "CONSENTRY_KAFKA_BOOTSTRAP_SERVERS" in result.output
 
 

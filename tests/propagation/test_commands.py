@@ -4,6 +4,7 @@ dead-lettered with the reason when invalid (on both backends; end to end through
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -306,3 +307,69 @@ def test_command_ids_are_stable_and_distinct() -> None:
     assert a == command_event_id("t", "c1", "email")
     assert len({a, command_event_id("t", "c2", "email"), command_event_id("u", "c1", "email")}) == 3
     assert isinstance(a, uuid.UUID)
+
+
+@pytest.mark.kafka
+def test_replay_ends_while_commands_run_and_a_letter_stays_invalid(
+    sqlite_url: str, broker: Broker, tmp_path: Path
+) -> None:
+    """Issue #13: `consentry dlq replay` next to `consentry commands`, with letters that are still
+    invalid. Each replayed command is dead-lettered again at once; the replay must stop at the
+    end it found when it started (each letter replayed once) instead of chasing the copies."""
+    settings = kafka_settings(sqlite_url, broker.bootstrap, tmp_path, kafka_topic_partitions=2)
+    services = Services.build(settings)
+    services.store.migrate()
+    catalogue(services)
+    processor = CommandProcessor(services.store, services.recorder, services.catalog)
+    consumer = CommandConsumer.from_settings(settings, processor, **FAST_GROUP)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    invalid = [command("record", one("nope", "given", subject=f"s{i}")) for i in range(6)]
+    for body in invalid:
+        producer.produce(settings.kafka_commands_topic, key=body["id"].encode(), value=wire(body))
+    producer.flush(10)
+    outcome: dict[str, Any] = {}
+
+    def replay() -> None:
+        try:
+            outcome["report"] = replay_dead_letters(
+                {**client_config(settings), **FAST_GROUP},
+                settings.kafka_dead_letter_topic,
+                only_topic=settings.kafka_commands_topic,
+                idle_seconds=5.0,
+            )
+        except Exception as exc:  # shown by the assertion below
+            outcome["error"] = exc
+
+    try:
+        deadline = time.monotonic() + 30
+        while consumer.loop.dead_lettered < 6 and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert consumer.loop.dead_lettered == 6
+        thread = threading.Thread(target=replay, daemon=True)
+        thread.start()
+        # `consentry commands` keeps running: every replayed command is dead-lettered again.
+        deadline = time.monotonic() + 45
+        while thread.is_alive() and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert not thread.is_alive(), (
+            f"the replay did not end: the dead-letter topic grew to"
+            f" {consumer.loop.dead_lettered} letters"
+        )
+        assert "error" not in outcome, outcome
+        report = outcome["report"]
+        assert report.replayed == 6
+        assert len({m["dead_letter"] for m in report.messages}) == 6  # each letter once
+        # The copies dead-lettered again wait for the next run, which replays each once more.
+        deadline = time.monotonic() + 30
+        while consumer.loop.dead_lettered < 12 and time.monotonic() < deadline:
+            consumer.poll(0.1)
+        assert consumer.loop.dead_lettered == 12
+        again = replay_dead_letters(
+            {**client_config(settings), **FAST_GROUP},
+            settings.kafka_dead_letter_topic,
+            only_topic=settings.kafka_commands_topic,
+        )
+        assert again.replayed == 6
+    finally:
+        consumer.close()
+        services.close()

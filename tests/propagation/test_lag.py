@@ -15,8 +15,8 @@ from prometheus_client import generate_latest
 from consentry.api.app import create_app
 from consentry.cli.propagation import start_relay
 from consentry.keys import create_key
-from consentry.propagation.lag import LagMonitor, relay_backlog_seconds
-from consentry.propagation.relay import relay_name
+from consentry.propagation.lag import LagMetrics, LagMonitor, relay_backlog_seconds
+from consentry.propagation.relay import Relay, relay_name
 from consentry.services import Services
 from consentry.storage.base import Role
 from tests.propagation.conftest import (
@@ -26,6 +26,7 @@ from tests.propagation.conftest import (
     kafka_settings,
     make_consumer,
     prepared_services,
+    running,
     state_ids,
 )
 
@@ -173,3 +174,92 @@ def test_observe_many_equals_observing_each_time() -> None:
         for h in (one, many)
     ]
     assert samples[0] == samples[1]
+
+
+def _record(services: Services, subject: str) -> None:
+    from consentry.domain.events import Action, Source
+    from consentry.recording.service import ConsentRequest, EventRequest
+
+    services.recorder.record(
+        "default", ConsentRequest(subject, Source.API, [EventRequest("email", Action.GIVEN)])
+    )
+
+
+def _gauge(metrics: LagMetrics, name: str) -> float:
+    value = metrics.registry.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
+@pytest.mark.kafka
+def test_relay_metrics_are_true_after_a_restart(
+    db_url: str, broker: Broker, tmp_path: Path
+) -> None:
+    """Issue #14: a relay that restarts reports its saved position and the backlog before it
+    publishes anything (it reported position 0 and backlog 0 until the next publish)."""
+    services = prepared_services(kafka_settings(db_url, broker.bootstrap, tmp_path))
+    try:
+        for i in range(5):
+            _record(services, f"s{i}")
+        first = Relay.from_settings(services.settings, services.store)
+        assert first.drain() == 5
+        _record(services, "late")
+        time.sleep(0.3)
+        restarted = Relay.from_settings(services.settings, services.store, metrics=LagMetrics())
+        assert _gauge(restarted.metrics, "consentry_relay_position") == 5
+        assert _gauge(restarted.metrics, "consentry_relay_backlog_seconds") >= 0.3
+        assert restarted.drain() == 1
+        assert _gauge(restarted.metrics, "consentry_relay_position") == 6
+        assert _gauge(restarted.metrics, "consentry_relay_backlog_seconds") == 0
+    finally:
+        services.close()
+
+
+@pytest.mark.kafka
+def test_relay_metrics_show_an_outage_from_its_first_second(
+    sqlite_url: str, own_broker: Broker, tmp_path: Path
+) -> None:
+    """Issue #14: during the first delivery timeout of a broker outage, /metrics said backlog 0
+    and failures 0 while /readyz already said lagging. The backlog must grow from the start, and
+    a delivery not reported within its timeout counts as a failure."""
+    timeout = 4.0
+    settings = kafka_settings(
+        sqlite_url,
+        own_broker.bootstrap,
+        tmp_path,
+        relay_delivery_timeout_seconds=timeout,
+        propagation_lag_threshold_seconds=0.5,
+    )
+    services = prepared_services(settings)
+    try:
+        relay = Relay.from_settings(settings, services.store)
+        services.recorder.listeners.append(lambda tenant, result: relay.wake())
+        with running(relay.run):
+            _record(services, "before")
+            deadline = time.monotonic() + 20
+            while relay.position < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert relay.position == 1
+            own_broker.kill()
+            _record(services, "during")
+            started = time.monotonic()
+            time.sleep(1.5)  # well inside the first delivery timeout
+            assert time.monotonic() - started < timeout, "the machine is too slow for this test"
+            backlog = _gauge(relay.metrics, "consentry_relay_backlog_seconds")
+            readyz_lag = relay_backlog_seconds(
+                services.store, relay_name(settings.kafka_events_topic)
+            )
+            assert readyz_lag > settings.propagation_lag_threshold_seconds
+            assert backlog >= 1.0, f"/metrics says backlog {backlog} while /readyz says lagging"
+            assert _gauge(relay.metrics, "consentry_relay_position") == 1
+            deadline = started + timeout + 10
+            while time.monotonic() < deadline:
+                if _gauge(relay.metrics, "consentry_relay_failures_total") >= 1:
+                    break
+                time.sleep(0.1)
+            assert _gauge(relay.metrics, "consentry_relay_failures_total") >= 1
+            elapsed = time.monotonic() - started
+            assert elapsed < timeout + 5, f"the failure was counted after {elapsed:.1f} s"
+            assert _gauge(relay.metrics, "consentry_relay_backlog_seconds") >= elapsed - 0.5
+    finally:
+        services.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from consentry.domain.errors import ConflictError, ValidationError
+from consentry.domain.errors import ConflictError, NotFoundError, ValidationError
 from consentry.domain.events import Action, Actor, Evidence, NewEvent, RecordedEvent, Source
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
@@ -504,6 +504,44 @@ def test_api_keys_by_hash(store: SqlStore, second_tenant: str) -> None:
     assert store.list_api_keys("default") == [admin, checker]
     assert store.list_api_keys(second_tenant) == [other]
     assert store.count_api_keys() == 3
+
+
+def test_revoking_keys(store: SqlStore, second_tenant: str) -> None:
+    """Revocation: effective from a time (earlier wins), logged, bumps the generation, scoped by
+    tenant, and the last admin key in force is kept unless asked not to."""
+    now = datetime.now(UTC)
+    admin = ApiKey("k_admin", "default", Role.ADMIN, now)
+    second = ApiKey("k_admin2", "default", Role.ADMIN, now)
+    checker = ApiKey("k_check", "default", Role.CHECKER, now)
+    other = ApiKey("k_other", second_tenant, Role.ADMIN, now)
+    for key in (admin, second, checker, other):
+        store.add_api_key(key, f"hash-{key.key_id}")
+    assert store.api_key_generation() == 0
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("default", "k_other", now)  # another tenant's key
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("default", "nope", now)
+    assert store.api_key_generation() == 0
+
+    later = now + timedelta(hours=1)
+    revoked = store.revoke_api_key("default", "k_check", later)  # a grace period
+    assert revoked.revoked_at == later
+    assert store.find_api_key("hash-k_check") == revoked
+    first = store.api_key_generation()
+    assert first > 0
+    revoked = store.revoke_api_key("default", "k_check", now)  # earlier wins
+    assert revoked.revoked_at == now and store.api_key_generation() > first
+    generation = store.api_key_generation()
+    assert store.revoke_api_key("default", "k_check", later).revoked_at == now  # never later
+    assert store.api_key_generation() == generation, "no change, no new generation"
+
+    store.revoke_api_key("default", "k_admin", now)
+    with pytest.raises(ConflictError, match="last admin"):
+        store.revoke_api_key("default", "k_admin2", now)
+    assert store.find_api_key("hash-k_admin2") == second
+    forced = store.revoke_api_key("default", "k_admin2", now, keep_an_admin=False)
+    assert forced.revoked_at == now
+    assert store.list_api_keys(second_tenant) == [other], "the other tenant is untouched"
 
 
 def test_api_key_errors(store: SqlStore) -> None:

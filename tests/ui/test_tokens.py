@@ -112,7 +112,7 @@ def test_cli_verifies_offline(tmp_path: Path) -> None:
     bad = runner.invoke(
         app, ["tokens", "verify", consent(), "-k", OTHER.verifier.to_string(), "-t", "default"]
     )
-    assert bad.exit_code == 1
+    assert bad.exit_code == 4  # ExitCode.VERIFY_FAILED
     assert "signature" in bad.output
     stdin = runner.invoke(
         app, ["tokens", "verify", "-", "-k", KEY.verifier.to_string()], input=consent() + "\n"

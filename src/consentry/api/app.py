@@ -29,6 +29,7 @@ from consentry.api import (
     pages,
     ratelimit,
 )
+from consentry.api import keys as keys_api
 from consentry.api import ledger as ledger_api
 from consentry.api.access_log import AccessLog, StatusOf, logging_config
 from consentry.api.deps import KeyCache
@@ -85,6 +86,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.include_router(module.router)
     ratelimit.install(app, settings)  # limits of the public endpoints (docs/collection.md)
     app.add_middleware(SecurityHeadersMiddleware)  # CSP & co. on every page (and on 429s)
+    app.include_router(keys_api.router)  # API keys: create, list, revoke, rotate (admin)
     app.add_middleware(ObserveMiddleware, metrics=app.state.metrics)
     return app
 

@@ -17,8 +17,8 @@ from typing import Annotated
 import typer
 
 from consentry.bootstrap import DEFAULT_TENANT
-from consentry.cli.core import DatabaseUrl, Tenant, _fail, _services, _settings, app, out
-from consentry.signing import TenantKeyring
+from consentry.cli.core import DatabaseUrl, Tenant, _fail, _services, app, out
+from consentry.cli.exits import ExitCode
 from consentry.storage.collection import CollectionStore
 from consentry.tokens import CONSENT, TokenError, public_jwk, verify_token
 from consentry.ui import banner as ui
@@ -56,7 +56,7 @@ def tokens_verify(
         str, typer.Option(help="Token kind: consent (cookie), sid (session) or pref (link).")
     ] = CONSENT,
 ) -> None:
-    """Verify a token offline and print its claims as JSON; exit 1 if it is not valid.
+    """Verify a token offline and print its claims as JSON; exit 4 if it is not valid.
 
     Needs no server and no database: only the public key (from `consentry tokens public-key`
     or the banner's config, `token_key`).
@@ -66,13 +66,18 @@ def tokens_verify(
     if token == "-":
         token = sys.stdin.read().strip()
     if public_key_file is not None:
-        public_key = public_key_file.read_text(encoding="utf-8")
+        try:
+            public_key = public_key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _fail(
+                f"--public-key-file: cannot read {public_key_file}: {exc.strerror}", ExitCode.FILES
+            ) from exc
     if not public_key:
         raise _fail("give the tenant's public key with --public-key or --public-key-file")
     try:
         verified = verify_token(token, public_key, kind=kind, tenant=tenant)
     except TokenError as exc:
-        raise _fail(f"invalid token: {exc}") from exc
+        raise _fail(f"invalid token: {exc}", ExitCode.VERIFY_FAILED) from exc
     sys.stdout.write(json.dumps({"valid": True, "claims": verified.claims}, indent=2) + "\n")
 
 
@@ -80,18 +85,17 @@ def tokens_verify(
 def tokens_public_key(
     tenant: Tenant = DEFAULT_TENANT,
     as_jwk: Annotated[bool, typer.Option("--jwk", help="Print a JWK instead.")] = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Print the tenant's current public key (signed-note verifier string, or --jwk).
 
-    Reads the key folder or CONSENTRY_SIGNING_KEYS; creates the tenant's key on first use.
+    Reads the key folder or CONSENTRY_SIGNING_KEYS; creates the tenant's key on first use. The
+    tenant must exist in the database (a typo must not mint a key for a tenant nobody has).
 
     Example: consentry tokens public-key --tenant default > default.pub
     """
-    settings = _settings(None)
-    keyring = TenantKeyring(
-        settings.signing_keys_dir, settings.ledger_origin, dict(settings.signing_keys)
-    )
-    verifier = keyring.signing_key(tenant).verifier
+    with _services(database_url, tenant=tenant) as services:
+        verifier = services.keyring.signing_key(tenant).verifier
     if as_jwk:
         out.print(json.dumps(public_jwk(verifier)), soft_wrap=True, highlight=False)
     else:
@@ -112,9 +116,7 @@ def tokens_preference_link(
 
     Example: consentry tokens preference-link u-123 --base-url https://consent.example.com
     """
-    with _services(database_url) as services:
-        if not services.store.tenant_exists(tenant):
-            raise _fail(f"tenant {tenant!r} does not exist")
+    with _services(database_url, tenant=tenant) as services:
         token = ui.preference_link_token(services, tenant, subject, hours)
     out.print(f"{base_url.rstrip('/')}/preferences?t={token}", soft_wrap=True, highlight=False)
 

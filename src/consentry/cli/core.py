@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from consentry.bootstrap import DEFAULT_TENANT, prepare
+from consentry.cli.exits import CliError, ConsentryGroup, ExitCode, fail
 from consentry.config import Settings
 from consentry.domain.decide import Signals
 from consentry.domain.errors import DomainError
@@ -27,20 +28,24 @@ from consentry.domain.events import Action, Source, format_time
 from consentry.domain.inputs import parse_timestamp
 from consentry.domain.notices import DEFAULT_GRACE_DAYS, Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
-from consentry.keys import create_key
+from consentry.keys import create_key, revoke_key, rotate_key
 from consentry.recording.service import ConsentRequest, EventRequest
-from consentry.serialize import decision_to_dict, purpose_to_dict
+from consentry.serialize import decision_to_dict, key_to_dict, purpose_to_dict
 from consentry.services import Services
-from consentry.storage.base import Role, SchemaError, StoreUnavailableError
+from consentry.storage import open_store
+from consentry.storage.base import Role
 
 app = typer.Typer(
+    cls=ConsentryGroup,
     help="Consentry: the system of record for consent.\n\nEvery command uses the database of"
     " CONSENTRY_DATABASE_URL (default sqlite:///consentry.db) unless --database-url is given.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-keys_app = typer.Typer(help="Create and list API keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list, revoke and rotate API keys; signing keys.", no_args_is_help=True
+)
 purposes_app = typer.Typer(help="Declare and list purposes.", no_args_is_help=True)
 notices_app = typer.Typer(help="Publish and show notice versions.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Create tenants.", no_args_is_help=True)
@@ -67,29 +72,52 @@ def _settings(database_url: str | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+def _fail(message: str, code: ExitCode = ExitCode.REQUEST) -> CliError:
+    """`raise _fail(...)`: one line on stderr and `code` (cli/exits.py prints it)."""
+    return fail(message, code)
 
 
 @contextmanager
-def _services(database_url: str | None) -> Iterator[Services]:
-    """Services on a migrated database; every expected failure becomes a one-line error."""
-    try:
-        services = Services.build(_settings(database_url))
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+def _services(database_url: str | None, *, tenant: str | None = None) -> Iterator[Services]:
+    """Services on an existing, migrated database (never creates one); with `tenant`, that
+    tenant must exist. Failures are classified once, by ConsentryGroup (cli/exits.py)."""
+    settings = _settings(database_url)
+    services = Services.build(settings, open_store(settings.database_url, create=False))
     try:
         services.store.require_current_schema()
+        if tenant is not None:
+            require_tenant(services, tenant)
         yield services
-    except SchemaError as exc:
-        raise _fail(str(exc)) from exc
-    except DomainError as exc:
-        raise _fail(str(exc), 2) from exc
-    except StoreUnavailableError as exc:
-        raise _fail(f"the database is unavailable: {exc}") from exc
     finally:
         services.close()
+
+
+def require_tenant(services: Services, tenant: str) -> None:
+    if not services.store.tenant_exists(tenant):
+        raise _fail(
+            f"tenant {tenant!r} does not exist (create it: consentry tenants create {tenant})"
+        )
+
+
+def check_address(host: str, port: int) -> None:
+    """Fail unless `serve` can listen on host:port, before anything is created or printed."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise _fail(
+            f"cannot listen on {host}:{port}: {exc.strerror}", ExitCode.ADDRESS_UNAVAILABLE
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise _fail(
+                f"cannot listen on {host}:{port}: {exc.strerror}", ExitCode.ADDRESS_UNAVAILABLE
+            ) from exc
 
 
 def _print_json(data: Any) -> None:
@@ -120,17 +148,16 @@ def serve(
     settings = _settings(
         database_url, host=host, port=port, workers=workers, demo=True if demo else None
     )
+    check_address(settings.host, settings.port)
     # Consentry's access log (no subject, no token, no query string) instead of uvicorn's.
     server_options = uvicorn_options(settings)
+    services = Services.build(settings)
     try:
-        services = Services.build(settings)
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    try:
+        services.keyring.signing_key(DEFAULT_TENANT)  # an unusable keys folder fails here, first
         prepared = prepare(services.store, create_if_empty=True)
-    except SchemaError as exc:
+    except BaseException:
         services.close()
-        raise _fail(str(exc)) from exc
+        raise
     if prepared.created_schema:
         out.print(f"Created the Consentry schema in {settings.database_url}")
     if prepared.admin_key is not None:
@@ -183,15 +210,10 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     Example: CONSENTRY_DATABASE_URL=postgresql://db/consentry consentry migrate
     """
     settings = _settings(database_url)
-    try:
-        services = Services.build(settings)
-    except (StoreUnavailableError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    services = Services.build(settings)
     try:
         applied = services.store.migrate()
         prepared = prepare(services.store, create_if_empty=False)
-    except SchemaError as exc:
-        raise _fail(str(exc)) from exc
     finally:
         services.close()
     if applied:
@@ -231,26 +253,83 @@ def keys_create(
 
     Example: consentry keys create --tenant default --role checker
     """
-    with _services(database_url) as services:
-        if not services.store.tenant_exists(tenant):
-            raise _fail(f"tenant {tenant!r} does not exist: consentry tenants create {tenant}", 2)
+    with _services(database_url, tenant=tenant) as services:
         issued = create_key(services.store, tenant, role, label)
     err.print(f"Created a {role.value} key {issued.record.key_id} for tenant {tenant!r}:")
     sys.stdout.write(issued.key + "\n")
 
 
 @keys_app.command("list")
-def keys_list(tenant: Tenant = DEFAULT_TENANT, database_url: DatabaseUrl = None) -> None:
-    """List a tenant's keys (ids and roles; the keys themselves are not stored).
+def keys_list(
+    tenant: Tenant = DEFAULT_TENANT, as_json: AsJson = False, database_url: DatabaseUrl = None
+) -> None:
+    """List a tenant's keys (ids, roles, revocation; the keys themselves are not stored).
 
     Example: consentry keys list --tenant default
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         keys = services.store.list_api_keys(tenant)
-    table = Table("key id", "role", "label", "created")
+    if as_json:
+        _print_json([key_to_dict(k) for k in keys])
+        return
+    table = Table("key id", "role", "label", "created", "revoked")
     for k in keys:
-        table.add_row(k.key_id, k.role.value, k.label, format_time(k.created_at))
+        revoked = format_time(k.revoked_at) if k.revoked_at else ""
+        table.add_row(k.key_id, k.role.value, k.label, format_time(k.created_at), revoked)
     out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `consentry keys list`).")],
+    tenant: Tenant = DEFAULT_TENANT,
+    force: Annotated[bool, typer.Option(help="Revoke even the tenant's last admin key.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key now; every running server refuses it within a second.
+
+    The tenant's last admin key is kept unless --force (you can always create one here).
+
+    Example: consentry keys revoke 3f9a2b7c1d0e --tenant default
+    """
+    with _services(database_url, tenant=tenant) as services:
+        key = revoke_key(services.store, tenant, key_id, revoked_by="cli", force=force)
+    assert key.revoked_at is not None
+    out.print(f"Key {key_id} ({key.role.value}) is revoked since {format_time(key.revoked_at)}.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key id to replace.")],
+    tenant: Tenant = DEFAULT_TENANT,
+    grace_seconds: Annotated[
+        int,
+        typer.Option(min=0, max=30 * 86400, help="How long the old key keeps working."),
+    ] = 0,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue a replacement key (same role and label) and revoke the old one, at once or after a
+    grace period. The new key is printed as the last line, once.
+
+    Example: consentry keys rotate 3f9a2b7c1d0e --grace-seconds 3600
+    """
+    with _services(database_url, tenant=tenant) as services:
+        rotated = rotate_key(
+            services.store,
+            tenant,
+            key_id,
+            grace=timedelta(seconds=grace_seconds),
+            revoked_by="cli",
+        )
+    old, new = rotated.old, rotated.issued.record
+    assert old.revoked_at is not None
+    err.print(
+        f"Created a {new.role.value} key {new.key_id} for tenant {tenant!r}; key {old.key_id}"
+        f" is revoked from {format_time(old.revoked_at)}:",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.write(rotated.issued.key + "\n")
 
 
 @purposes_app.command("create")
@@ -274,7 +353,7 @@ def purposes_create(
     Example: consentry purposes create --id email_marketing --name "Email marketing"
     --basis consent --lifetime-days 395
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         purpose = Purpose(
             id=purpose_id,
             name=name,
@@ -296,7 +375,7 @@ def purposes_list(
 
     Example: consentry purposes list --json
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         purposes = services.store.get_purposes(tenant)
     if as_json:
         _print_json([purpose_to_dict(p) for p in purposes])
@@ -332,7 +411,7 @@ def notices_publish(
     Example: consentry notices publish --id privacy --version 2 --text-file privacy.txt
     -p email_marketing --material --grace-days 30
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         notice = Notice(
             id=notice_id,
             version=version,
@@ -358,10 +437,10 @@ def notices_show(
 
     Example: consentry notices show privacy
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         versions = services.store.get_notices(tenant, notice_id)
     if not versions:
-        raise _fail(f"notice {notice_id!r} does not exist", 2)
+        raise _fail(f"notice {notice_id!r} does not exist")
     table = Table("version", "published", "material", "grace days", "purposes", "hash")
     for n in sorted(versions, key=lambda n: n.version):
         table.add_row(
@@ -409,10 +488,10 @@ def record(
     if notice:
         notice_id, _, version = notice.partition(":")
         if not version.isdigit():
-            raise _fail("--notice takes NOTICE_ID:VERSION, e.g. privacy:2", 2)
+            raise _fail("--notice takes NOTICE_ID:VERSION, e.g. privacy:2")
         notice_version = int(version)
     when = _parse_time_option("--occurred-at", occurred_at)
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         result = services.recorder.record(
             tenant,
             ConsentRequest(
@@ -436,7 +515,7 @@ def _parse_time_option(name: str, value: str | None) -> datetime | None:
     try:
         return parse_timestamp(name, value)  # RFC 3339, as the API reads it
     except DomainError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
@@ -454,7 +533,7 @@ def check(
 
     Example: consentry check --subject u-123 --purpose email_marketing
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         decision = services.decisions.check(
             tenant, subject, purpose, signals=Signals(gpc=gpc, jurisdiction=jurisdiction)
         )
@@ -468,7 +547,7 @@ def check(
             f"basis {data['basis']}, position {data['position']}, notice version"
             f" {data['notice_version']}, valid until {data['valid_until']}"
         )
-    raise typer.Exit(0 if decision.permitted else 3)
+    raise typer.Exit(ExitCode.OK if decision.permitted else ExitCode.NOT_PERMITTED)
 
 
 @app.command()
@@ -486,7 +565,7 @@ def history(
     """
     as_of_t = _parse_time_option("--as-of", as_of)
     known_at_t = _parse_time_option("--known-at", known_at)
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         events = services.store.subject_history(tenant, subject)
         states = services.decisions.state_as_of(tenant, subject, as_of=as_of_t, known_at=known_at_t)
     if as_json:

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from consentry.cli.core import DatabaseUrl, Tenant, _fail, _services, app, err, keys_app, out
+from consentry.cli.exits import ExitCode
 from consentry.config import Settings
 from consentry.domain.errors import DomainError
 from consentry.ledger.audit import AuditReport, audit_database
@@ -42,7 +43,7 @@ from consentry.services import Services
 from consentry.signing import TenantKeyring
 from consentry.storage import open_store
 
-VERIFY_FAILED = 4
+VERIFY_FAILED = ExitCode.VERIFY_FAILED
 """Exit status of a verification that found a difference (1 stays: the database or schema)."""
 
 verify_app = typer.Typer(
@@ -142,14 +143,14 @@ def _read(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"{what}: cannot read {path}: {exc.strerror}", 2) from exc
+        raise _fail(f"{what}: cannot read {path}: {exc.strerror}", ExitCode.FILES) from exc
 
 
 def _json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(_read(path, what))
     except ValueError as exc:
-        raise _fail(f"{what}: {path} is not JSON: {exc}", 2) from exc
+        raise _fail(f"{what}: {path} is not JSON: {exc}") from exc
 
 
 @verify_app.command("receipt")
@@ -254,7 +255,7 @@ def verify_database(
                 _read(Path(k), "--key") if Path(k).is_file() else k for k in key
             )
         except VerificationError as exc:
-            raise _fail(str(exc), 2) from exc
+            raise _fail(str(exc)) from exc
     with _services(database_url) as services:
         keyring = services.keyring
 
@@ -394,14 +395,17 @@ def checkpoint(
 
     Example: consentry checkpoint --tenant default --out /var/www/consentry/checkpoint
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         view = services.ledger.checkpoint(tenant, size)
     if out_file is None:
         sys.stdout.write(view.note)
         return
     tmp = out_file.with_name(out_file.name + ".tmp")
-    tmp.write_text(view.note, encoding="utf-8")
-    os.replace(tmp, out_file)
+    try:
+        tmp.write_text(view.note, encoding="utf-8")
+        os.replace(tmp, out_file)
+    except OSError as exc:
+        raise _fail(f"--out: cannot write {out_file}: {exc.strerror}", ExitCode.FILES) from exc
     err.print(f"Checkpoint of {view.tree_size} leaves written to {out_file}")
 
 
@@ -414,7 +418,7 @@ def keys_verifiers(tenant: Tenant = "default", database_url: DatabaseUrl = None)
 
     Example: consentry keys verifiers --tenant default
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         for key in services.keyring.verifiers(tenant):
             sys.stdout.write(key.to_string() + "\n")
 
@@ -428,7 +432,7 @@ def keys_rotate_signing(tenant: Tenant = "default", database_url: DatabaseUrl = 
 
     Example: consentry keys rotate-signing --tenant default
     """
-    with _services(database_url) as services:
+    with _services(database_url, tenant=tenant) as services:
         old = services.keyring.signing_key(tenant)
         new = services.keyring.rotate(tenant)
     err.print(f"Retired key {old.key_id.hex()} (still verifies what it signed).")

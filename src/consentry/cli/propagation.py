@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from consentry.cli.core import DatabaseUrl, _fail, _print_json, _services, _settings, app, out
+from consentry.cli.exits import ExitCode
 from consentry.config import Settings
 from consentry.services import Services
 from consentry.storage import open_store
@@ -52,7 +53,7 @@ def _kafka_settings(database_url: str | None, bootstrap_servers: str | None) -> 
         raise _fail(
             "Kafka is not configured: set CONSENTRY_KAFKA_BOOTSTRAP_SERVERS or pass"
             " --bootstrap-servers host:port",
-            2,
+            ExitCode.SETTINGS,
         )
     return settings
 
@@ -158,7 +159,7 @@ def relay(
             try:
                 count = the_relay.drain(timeout=max(60.0, settings.relay_delivery_timeout_seconds))
             except (PublishError, TimeoutError) as exc:
-                raise _fail(f"the relay could not publish: {exc}") from exc
+                raise _fail(f"the relay could not publish: {exc}", ExitCode.BROKER) from exc
             out.print(f"Published {count} events; position {the_relay.position}.")
             return
         with _until_signalled() as stop:
@@ -225,19 +226,19 @@ def dlq_replay(
     Example: consentry dlq replay --topic consentry.commands --dry-run
     """
     from consentry.propagation.consumer import replay_dead_letters
-    from consentry.propagation.kafka import client_config
+    from consentry.propagation.kafka import client_config, quiet_logger
 
     settings = _kafka_settings(None, bootstrap_servers)
     try:
         report = replay_dead_letters(
-            client_config(settings),
+            client_config(settings, logger=quiet_logger()),  # its failure is the line below
             settings.kafka_dead_letter_topic,
             only_topic=topic,
             limit=limit,
             dry_run=dry_run,
         )
     except Exception as exc:  # the broker's errors, shown as one line
-        raise _fail(f"replay failed: {exc}") from exc
+        raise _fail(f"replay failed: {exc}", ExitCode.BROKER) from exc
     if as_json:
         _print_json(
             {

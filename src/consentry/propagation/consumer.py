@@ -426,7 +426,7 @@ def replay_dead_letters(
     group: str = "consentry-dlq-replay",
     only_topic: str | None = None,
     limit: int | None = None,
-    idle_seconds: float = 2.0,
+    idle_seconds: float = 10.0,
     dry_run: bool = False,
 ) -> ReplayReport:
     """Deliver dead letters again to the topics they came from, once each.
@@ -437,6 +437,12 @@ def replay_dead_letters(
     recognised as duplicates by every consumer that had applied them, and applied by the one that
     had failed; a re-delivered command runs (if it is now valid) at most once per command id.
     `dry_run` lists what would be replayed without sending or committing anything.
+
+    A run replays the letters that were in the topic when it started, up to the end offsets
+    read then: a letter that is still invalid comes back as a new letter (its consumer
+    dead-letters the copy again), and that one waits for the next run, so a run always ends.
+    `idle_seconds` only bounds a run whose remaining letters cannot be read (deleted by
+    retention while it ran).
     """
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -458,19 +464,31 @@ def replay_dead_letters(
         if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
             return report
         partitions = [TopicPartition(dead_letter_topic, p) for p in topic_meta.partitions]
-        committed = consumer.committed(partitions, timeout=10)
-        consumer.assign(
-            [
-                TopicPartition(dead_letter_topic, tp.partition, tp.offset if tp.offset >= 0 else 0)
-                for tp in committed
-            ]
-        )
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        # The end of each partition now, before anything is sent: letters after it (a copy of
+        # a replayed letter, dead-lettered again) are not this run's.
+        listed = {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions
+        }
+        starts = {p: max(0, committed.get(p, 0)) for p in listed}
+        remaining = {p for p, end in listed.items() if starts[p] < end}
+        if not remaining:
+            return report
+        consumer.assign([TopicPartition(dead_letter_topic, p, starts[p]) for p in remaining])
+        ends, pending = _fetched_ends(consumer, dead_letter_topic, listed, remaining)
         next_offsets: dict[int, int] = {}
         idle_since = time.monotonic()
-        while limit is None or report.replayed < limit:
-            batch = consumer.consume(100, 0.2)
+        while remaining and (limit is None or report.replayed < limit):
+            batch = pending or consumer.consume(100, 0.2)
+            pending = []
             if not batch:
                 if time.monotonic() - idle_since > idle_seconds:
+                    log.warning(
+                        "dead letters of partitions %s could not be read within %.0f s; the"
+                        " next run continues with them",
+                        sorted(remaining),
+                        idle_seconds,
+                    )
                     break
                 continue
             idle_since = time.monotonic()
@@ -480,10 +498,15 @@ def replay_dead_letters(
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("reading %s: %s", dead_letter_topic, error)
                     continue
+                _, dlq_partition, dlq_offset = where(message)
+                if dlq_partition not in remaining or dlq_offset >= ends[dlq_partition]:
+                    continue  # after the end taken at the start: the next run's
                 if limit is not None and report.replayed >= limit:
                     break
-                _, dlq_partition, dlq_offset = where(message)
                 next_offsets[dlq_partition] = dlq_offset + 1
+                if dlq_offset + 1 >= ends[dlq_partition]:
+                    remaining.discard(dlq_partition)
+                    consumer.pause([TopicPartition(dead_letter_topic, dlq_partition)])
                 target = header(message, H_TOPIC)
                 if target is None or (only_topic is not None and target != only_topic):
                     report.skipped += 1
@@ -512,9 +535,9 @@ def replay_dead_letters(
                         target, value=message.value(), key=message.key(), headers=headers
                     )
         if producer is not None:
-            remaining = producer.flush(30)
-            if remaining:
-                raise RuntimeError(f"{remaining} replayed messages not acknowledged; not committed")
+            unsent = producer.flush(30)
+            if unsent:
+                raise RuntimeError(f"{unsent} replayed messages not acknowledged; not committed")
             if next_offsets:
                 consumer.commit(
                     offsets=[
@@ -525,3 +548,29 @@ def replay_dead_letters(
         return report
     finally:
         consumer.close()
+
+
+def _fetched_ends(
+    consumer: Any, topic: str, listed: dict[int, int], partitions: set[int], timeout: float = 10.0
+) -> tuple[dict[int, int], list[Any]]:
+    """The end offsets of `partitions`, and the messages read while finding them.
+
+    A broker's ListOffsets answer (`listed`) is the end; some brokers (the test broker) answer
+    the start of the last batch + 1 instead, so the end is also taken from the high watermark
+    of the first fetch, which every broker reports exactly. Nothing has been sent yet when it is
+    taken, so no copy of this run's letters can be inside it.
+    """
+    from confluent_kafka import TopicPartition
+
+    ends = dict(listed)
+    known: set[int] = set()
+    read: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while known != partitions and time.monotonic() < deadline:
+        read.extend(consumer.consume(100, 0.1))
+        for p in partitions - known:
+            high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+            if high >= 0:
+                ends[p] = max(ends[p], high)
+                known.add(p)
+    return ends, read

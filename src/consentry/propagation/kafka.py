@@ -45,6 +45,16 @@ PRODUCER_ONLY = frozenset(
 )
 
 
+def quiet_logger() -> logging.Logger:
+    """A logger that drops librdkafka's lines, for short-lived clients whose failure reaches the
+    caller as the exception they raise (one line per failed connection attempt adds nothing)."""
+    quiet = logging.getLogger("consentry.propagation.kafka.quiet")
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+    return quiet
+
+
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The librdkafka settings every client of this installation shares (brokers, security)."""
     if not settings.kafka_bootstrap_servers:
@@ -100,7 +110,8 @@ def ensure_topics(
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
-    admin = AdminClient(config)
+    quiet: dict[str, Any] = {"logger": quiet_logger()}
+    admin = AdminClient({**quiet, **config})
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [t for t in dict.fromkeys(topics) if t not in existing]
     if not wanted:

@@ -89,6 +89,7 @@ class Relay:
         self.monitor = monitor
         self.prepare = prepare
         self.name = name or relay_name(topic)
+        self.metrics.watch_relay(store, self.name)  # true from the start (lag.py says why)
         self.leading = False
         self._publisher: Publisher | None = None
         self._position: int | None = None
@@ -246,7 +247,6 @@ class Relay:
     def _save(self, position: int) -> None:
         self.store.set_offset(self.name, position)
         self._position = position
-        self.metrics.relay_position.set(position)
 
     def _delivered(self, events: Sequence[OutboxEvent], deliveries: Sequence[Delivery]) -> bool:
         """Save the position after acknowledged events; True if that showed lost messages."""
@@ -341,7 +341,6 @@ class Relay:
             if oldest_pending is not None
             else 0.0
         )
-        self.metrics.relay_backlog.set(age)
         if self.monitor is not None:
             self.monitor.observe(age)
 

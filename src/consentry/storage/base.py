@@ -116,6 +116,28 @@ class ConsentStore(Protocol):
 
     def count_api_keys(self) -> int: ...
 
+    def revoke_api_key(
+        self,
+        tenant: str,
+        key_id: str,
+        at: datetime,
+        *,
+        revoked_by: str = "",
+        keep_an_admin: bool = True,
+    ) -> ApiKey:
+        """Revoke the tenant's key from `at` on (now, or later for a rotation's grace period).
+
+        An earlier time replaces a later one, never the reverse; each change is a row in the
+        revocation log and bumps the revocation generation. NotFoundError if the tenant has no
+        such key; with `keep_an_admin`, ConflictError if it is the tenant's last admin key
+        still in force (checked in the same transaction, so two revocations cannot both pass).
+        """
+        ...
+
+    def api_key_generation(self) -> int:
+        """The revocation generation: it changes whenever any key is revoked (one cheap read)."""
+        ...
+
     # Catalogue ---------------------------------------------------------------------------
     def add_purpose(self, tenant: str, purpose: Purpose) -> bool:
         """Insert; True if new, False if an identical purpose exists; ConflictError if it differs

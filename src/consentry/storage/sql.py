@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
-from consentry.domain.errors import ConflictError, ValidationError
+from consentry.domain.errors import ConflictError, NotFoundError, ValidationError
 from consentry.domain.events import (
     Action,
     Actor,
@@ -267,6 +267,60 @@ class SqlStore(ABC):
         with self._read() as cur:
             cur.execute("SELECT COUNT(*) FROM api_keys")
             return int(cur.fetchone()[0])
+
+    def revoke_api_key(
+        self,
+        tenant: str,
+        key_id: str,
+        at: datetime,
+        *,
+        revoked_by: str = "",
+        keep_an_admin: bool = True,
+    ) -> ApiKey:
+        columns = "key_id, tenant, role, label, created_at, revoked_at"
+        with self._write() as cur:
+            cur.execute(
+                self._sql(f"SELECT {columns} FROM api_keys WHERE tenant = ? AND key_id = ?"),
+                (tenant, key_id),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"the tenant has no API key {key_id!r}")
+            key = self._api_key(row)
+            if key.revoked_at is not None and key.revoked_at <= at:
+                return key  # already revoked by then: nothing changes
+            now = utcnow()
+            if keep_an_admin and key.role is Role.ADMIN and at <= now:
+                cur.execute(
+                    self._sql(
+                        "SELECT COUNT(*) FROM api_keys WHERE tenant = ? AND role = ?"
+                        " AND key_id <> ? AND (revoked_at IS NULL OR revoked_at > ?)"
+                    ),
+                    (tenant, Role.ADMIN.value, key_id, self._ts_in(now)),
+                )
+                if int(cur.fetchone()[0]) == 0:
+                    raise ConflictError(
+                        f"{key_id!r} is the tenant's last admin key: create another admin key"
+                        " first (or rotate this one)"
+                    )
+            cur.execute(
+                self._sql("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?"),
+                (self._ts_in(at), key_id),
+            )
+            cur.execute(
+                self._sql(
+                    "INSERT INTO api_key_revocations (key_id, tenant, revoked_at, recorded_at,"
+                    " revoked_by) VALUES (?, ?, ?, ?, ?)"
+                ),
+                (key_id, tenant, self._ts_in(at), self._ts_in(now), revoked_by),
+            )
+        return ApiKey(key.key_id, key.tenant, key.role, key.created_at, key.label, at)
+
+    def api_key_generation(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT MAX(seq) FROM api_key_revocations")
+            row = cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     # Catalogue -----------------------------------------------------------------------------
     def add_purpose(self, tenant: str, purpose: Purpose) -> bool:

@@ -35,12 +35,16 @@ def sqlite_path(url: str) -> str:
 class SqliteStore(SqlStore):
     dialect = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
         self.path = sqlite_path(url)
         parent = Path(self.path).parent
         if not parent.exists():
             raise StoreUnavailableError(f"the folder {parent} for the database does not exist")
+        if not create and not Path(self.path).is_file():
+            raise StoreUnavailableError(
+                f"the database {self.path} does not exist: `consentry migrate` creates it"
+            )
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
