@@ -155,6 +155,13 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
 }
 
 
+def may_read_evidence(key: ApiKey) -> bool:
+    """An event's personal evidence (IP, user agent, raw signal) is part of the history: only
+    roles that may read history see it, whichever route returns the event. Deciding needs none
+    of it, so a checker's feed and snapshot carry it as null."""
+    return Scope.HISTORY_READ in ROLE_SCOPES[key.role]
+
+
 def require(key: ApiKey, scope: str) -> None:
     if scope not in ROLE_SCOPES[key.role]:
         allowed = sorted(r.value for r, s in ROLE_SCOPES.items() if scope in s)

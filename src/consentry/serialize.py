@@ -1,11 +1,11 @@
-"""The JSON forms of decisions, purposes and notices: the same on every transport."""
+"""The JSON forms of decisions, purposes, notices and events: the same on every transport."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from consentry.domain.decide import Decision
-from consentry.domain.events import format_time
+from consentry.domain.events import RecordedEvent, format_time
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import Purpose
 from consentry.storage.base import ApiKey
@@ -24,6 +24,20 @@ def decision_to_dict(d: Decision) -> dict[str, Any]:
         "valid_until": format_time(d.valid_until) if d.valid_until else None,
         "restrictions": list(d.restrictions),
     }
+
+
+# Evidence about the person beyond what deciding needs: shown only to roles that may read
+# history (keys.may_read_evidence). Null, not absent, so every form keeps the event's schema.
+PERSONAL_EVIDENCE = ("ip", "user_agent", "raw_signal")
+
+
+def event_to_dict(event: RecordedEvent, *, evidence: bool) -> dict[str, Any]:
+    """RecordedEvent.to_dict(), with the personal evidence nulled unless `evidence`."""
+    data = event.to_dict()
+    if not evidence:
+        for name in PERSONAL_EVIDENCE:
+            data[name] = None
+    return data
 
 
 def purpose_to_dict(p: Purpose) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def record(services: Services, subject: str, action: Action, purpose: str = "ema
 def cached(store: SqlStore, redis_url: str) -> Services:
     services = Services.build(Settings(database_url="sqlite:///u.db", redis_url=redis_url), store)
     services.recorder.add_purpose("default", Purpose("email", "Email", LegalBasis.CONSENT))
+    services.decisions.active_reader.sync()  # the first sync names the keys (installation id)
     return services
 
 
@@ -85,7 +86,7 @@ def test_checks_are_served_from_redis_across_processes(
     record(cached, "carol", Action.GIVEN)
     assert cached.decisions.check("default", "carol", "email").permitted
     client = redis.Redis.from_url(redis_url)
-    assert client.keys("consentry:state:*")
+    assert client.keys("consentry:*:state:*")
     assert other.decisions.check("default", "carol", "email").permitted
     assert other.decisions.reader.redis.hits >= 1  # type: ignore[union-attr]
     record(cached, "carol", Action.WITHDRAWN)
@@ -161,6 +162,7 @@ def test_local_cache_refuses_a_stale_fill(cached: Services) -> None:
 
 
 def test_redis_cache_key_separates_tenants_and_subjects() -> None:
-    cache = RedisStateCache("redis://127.0.0.1:1/0")
+    cache = RedisStateCache("redis://127.0.0.1:1/0", installation="0123abcd")
     assert cache.key("a:b", "c") != cache.key("a", "b:c")
+    assert cache.key("a", "b").startswith(b"consentry:0123abcd:state:")
     cache.close()

@@ -1,17 +1,9 @@
-"""Fail closed with the REAL database stopped: a throwaway PostgreSQL server of this test's own.
-
-Never the shared server: the test starts its own cluster (initdb as the postgres user) on a
-free port, stops it with pg_ctl, and removes it.
-"""
+"""Fail closed with the REAL database stopped: a throwaway PostgreSQL server of this test's own
+(tests/decisions/conftest.py), never the shared one."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,58 +16,10 @@ from consentry.sdk import Client, ConsentryUnavailable
 from consentry.services import Services
 from consentry.storage import open_store
 from consentry.storage.base import Role
-from tests.conftest import service_missing
-from tests.decisions.conftest import free_port
+from tests.decisions.conftest import ThrowawayPostgres
 from tests.sdk.conftest import start_server
 
 pytestmark = pytest.mark.postgres
-
-
-class ThrowawayPostgres:
-    def __init__(self, root: Path) -> None:
-        self.data = root / "pgdata"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _as_postgres(self, *args: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *args],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def init(self) -> None:
-        self.data.parent.mkdir(parents=True, exist_ok=True)
-        shutil.chown(self.data.parent, "postgres")
-        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", opts, "-w", "start")
-
-    def stop(self) -> None:
-        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-
-@pytest.fixture
-def throwaway_pg(tmp_path: Path) -> Iterator[ThrowawayPostgres]:
-    if shutil.which("initdb") is None or shutil.which("runuser") is None:
-        service_missing("initdb", "PostgreSQL server binaries are not installed")
-    root = Path("/tmp") / f"consentry-pg-{tmp_path.name}"
-    pg = ThrowawayPostgres(root)
-    try:
-        pg.init()
-        pg.start()
-    except (subprocess.CalledProcessError, OSError) as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        service_missing("a throwaway PostgreSQL", exc)
-    try:
-        yield pg
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_database_down_means_503_and_unavailable_then_recovery(

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import queue
+import sqlite3
 import time
+from pathlib import Path
 
+from consentry.config import Settings
 from consentry.domain.decide import Reason, Signals
 from consentry.domain.regimes import Regime
 from consentry.propagation.envelope import to_cloudevent
 from consentry.sdk import Client, Replica
-from tests.sdk.conftest import LiveServer
+from consentry.services import Services
+from consentry.storage.sqlite import sqlite_path
+from tests.sdk.conftest import LiveServer, start_server
 
 
 def wait_until(predicate: object, timeout: float = 5.0) -> bool:
@@ -114,3 +121,63 @@ def test_any_cloudevent_source_can_feed_it(live: LiveServer) -> None:
         assert replica.position == later.token
     assert history
     client.close()
+
+
+def test_an_event_of_another_partition_does_not_prove_a_token_reached(live: LiveServer) -> None:
+    """Kafka orders one subject's events, not the topic's: event 3 (t) arriving before event 2
+    (s's withdrawal) must not let a check of s with token 2 answer from memory."""
+    client = Client(live.url, live.key)
+    client.record("s", {"email": "given"})
+    feed: queue.Queue[dict[str, object]] = queue.Queue()
+    source = iter(feed.get, None)
+    with Replica(
+        client=client, source=source, max_lag=None, token_wait=0.05, ask_server=False
+    ) as replica:
+        withdrawal = client.record("s", {"email": "withdrawn"})
+        other = client.record("t", {"email": "given"})
+        assert other.token > withdrawal.token
+        events = {e.subject: e for e in live.services.store.events_after(withdrawal.token - 1, 9)}
+        feed.put(to_cloudevent(events["t"]))  # the other partition is faster
+        assert wait_until(lambda: replica.stats()["applied"] == 1)
+        stale = replica.check("s", "email", token=withdrawal.token)
+        assert not stale.permitted and stale.reason is Reason.UNAVAILABLE, stale
+        assert replica.check("t", "email", token=other.token).permitted  # t's own past: proven
+        feed.put(to_cloudevent(events["s"]))
+        assert wait_until(lambda: replica.stats()["applied"] == 2)
+        assert replica.check("s", "email", token=withdrawal.token).reason is Reason.WITHDRAWN
+        feed.put(None)
+    client.close()
+
+
+def test_a_log_that_went_backwards_is_bootstrapped_again(live: LiveServer, tmp_path: Path) -> None:
+    """The server's database is restored from an older backup: the writes it then takes reuse
+    positions the replica has passed, and must still reach it."""
+    client = Client(live.url, live.key)
+    client.record("s", {"email": "given"})
+    backup = tmp_path / "backup.db"
+    source_db = sqlite3.connect(sqlite_path(live.services.settings.database_url))
+    with contextlib.closing(sqlite3.connect(backup)) as target:
+        source_db.backup(target)
+    source_db.close()
+    client.record("t", {"email": "given"})
+    client.record("u", {"email": "given"})
+    replica = Replica(client=client, poll_wait=0.2)
+    try:
+        assert replica.position == 3 and replica.check("s", "email").permitted
+        port = int(live.url.rsplit(":", 1)[1])
+        live.stop()
+        restored = Services.build(
+            Settings(database_url=f"sqlite:///{backup}", min_token_wait_ms=200)
+        )
+        again = start_server(restored, port=port)
+        try:
+            withdrawal = client.record("s", {"email": "withdrawn"})
+            assert withdrawal.token == 2  # a position the replica had already passed
+            assert wait_until(lambda: replica.check("s", "email").reason is Reason.WITHDRAWN)
+            assert replica.position >= withdrawal.token
+        finally:
+            again.stop()
+            restored.close()
+    finally:
+        replica.close()
+        client.close()

@@ -8,6 +8,7 @@ snapshots and reader offsets.
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from consentry.domain.errors import ConflictError, NotFoundError, ValidationErro
 from consentry.domain.events import Action, Actor, Evidence, NewEvent, RecordedEvent, Source
 from consentry.domain.notices import Notice
 from consentry.domain.purposes import LegalBasis, OptOutCategory, Purpose
-from consentry.storage import SqlStore
+from consentry.storage import SqlStore, open_store
 from consentry.storage.base import ApiKey, AppendResult, Role
 
 NewEventFactory = Callable[..., NewEvent]
@@ -464,6 +465,27 @@ def test_tenants(store: SqlStore) -> None:
     assert store.ensure_tenant("acme")
     assert not store.ensure_tenant("acme")
     assert store.tenant_exists("acme")
+
+
+def test_installation_id_is_created_once_and_kept(
+    store: SqlStore, db_url: str, raw_sql: RawSql
+) -> None:
+    """Created by the migration, random, stable across reopening and migrating again, and the
+    database itself refuses a second one (the Redis cache is named after it)."""
+    first = store.installation_id()
+    assert re.fullmatch(r"[0-9a-f]{32}", first), first
+    assert store.migrate() == []
+    reopened = open_store(db_url)
+    try:
+        assert reopened.installation_id() == first
+    finally:
+        reopened.close()
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate|check"):
+        raw_sql(
+            "INSERT INTO installation (singleton, id, created_at) VALUES (?, ?, ?)",
+            (True, "0" * 32, "2024-01-01T00:00:00.000000Z"),
+        )
+    assert store.installation_id() == first
 
 
 def test_api_keys_by_hash(store: SqlStore, second_tenant: str) -> None:

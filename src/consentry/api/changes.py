@@ -4,6 +4,10 @@ A reader bootstraps from /v1/snapshot, then follows /v1/changes (long-poll) or
 /v1/changes/stream (server-sent events) from the snapshot's position. Events are CloudEvents, the
 same envelope as on Kafka. `next` is the position to ask after next time: it moves past other
 tenants' positions too, so a reader can compare it with a write's token (read-your-writes).
+
+The feed is for deciding, so it carries what deciding needs: a key whose role may not read
+history (a checker) gets every event with its personal evidence (IP, user agent, raw signal)
+null (keys.may_read_evidence).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from consentry.api.deps import ServicesDep, needs
 from consentry.domain.events import RecordedEvent
-from consentry.keys import Scope
-from consentry.propagation.envelope import to_cloudevent
+from consentry.keys import Scope, may_read_evidence
+from consentry.propagation.envelope import envelope
 from consentry.propagation.notifier import ChangeNotifier
+from consentry.serialize import event_to_dict
 from consentry.services import Services
 from consentry.storage.base import ApiKey
 
@@ -39,12 +44,15 @@ def _page(
     services: Services, tenant: str, after: int, limit: int
 ) -> tuple[list[RecordedEvent], int]:
     """Events after `after` and the next position. The head is read before the events, so
-    every position up to it is committed and `next` never skips a later commit."""
+    every position up to it is committed and `next` never skips a later commit. Without
+    events `next` is the head, even below `after`: a reader ahead of this log (a database
+    restored from a backup, another installation) learns it is following another log."""
     head = services.store.head()
     events = services.store.events_after(after, limit, tenant)
-    last = events[-1].position if events else after
-    complete = len(events) < limit
-    return events, max(last, head) if complete else last
+    if not events:
+        return events, head
+    last = events[-1].position
+    return events, max(last, head) if len(events) < limit else last
 
 
 @router.get(
@@ -66,11 +74,12 @@ async def changes(
     while True:
         events, next_position = await run_in_threadpool(_page, services, key.tenant, after, limit)
         remaining = deadline - time.monotonic()
-        if events or remaining <= 0:
+        if events or remaining <= 0 or next_position < after:
             break
         await notifier.wait(min(remaining, POLL_SECONDS))
+    shown = may_read_evidence(key)
     return {
-        "events": [to_cloudevent(e) for e in events],
+        "events": [envelope(event_to_dict(e, evidence=shown)) for e in events],
         "next": next_position,
     }
 
@@ -90,6 +99,7 @@ async def change_stream(
     if last_event_id and last_event_id.isdigit() and len(last_event_id) < 19:
         after = max(after, int(last_event_id))
     notifier: ChangeNotifier = request.app.state.notifier
+    shown = may_read_evidence(key)
 
     async def stream() -> AsyncIterator[bytes]:
         position = after
@@ -104,7 +114,7 @@ async def change_stream(
                     b"id: "
                     + str(e.position).encode()
                     + b"\nevent: consent\ndata: "
-                    + orjson.dumps(to_cloudevent(e))
+                    + orjson.dumps(envelope(event_to_dict(e, evidence=shown)))
                     + b"\n\n"
                 )
             if next_position != position:
@@ -145,6 +155,6 @@ def snapshot(
     subjects = len({e.subject for e in rows})
     return {
         "position": position,
-        "entries": [e.to_dict() for e in rows],
+        "entries": [event_to_dict(e, evidence=may_read_evidence(key)) for e in rows],
         "next_subject": rows[-1].subject if subjects == limit else None,
     }

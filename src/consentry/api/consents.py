@@ -13,10 +13,10 @@ from consentry.api.mappings import get_collection
 from consentry.domain.errors import ValidationError
 from consentry.domain.events import format_time
 from consentry.domain.inputs import check_subject, check_text, parse_timestamp
-from consentry.keys import Scope
+from consentry.keys import Scope, may_read_evidence
 from consentry.recording.schema import ConsentBody
 from consentry.recording.signals_in import read_signal
-from consentry.serialize import decision_to_dict
+from consentry.serialize import decision_to_dict, event_to_dict
 from consentry.signals.gpc import sec_gpc_opt_out
 from consentry.storage.base import ApiKey
 
@@ -116,6 +116,7 @@ def subject_consents(
     states = services.decisions.state_as_of(
         key.tenant, subject, as_of=as_of_t, known_at=known_at_t, jurisdiction=jurisdiction
     )
+    shown = may_read_evidence(key)  # a collector reads state, not the evidence of history
     return {
         "subject": subject,
         "as_of": format_time(as_of_t) if as_of_t else None,
@@ -123,7 +124,7 @@ def subject_consents(
         "purposes": [
             {
                 **decision_to_dict(s.decision),
-                "event": s.event.to_dict() if s.event else None,
+                "event": event_to_dict(s.event, evidence=shown) if s.event else None,
             }
             for s in states
         ],

@@ -38,13 +38,14 @@ from consentry.api.deps import KeyCache, ServicesDep, needs
 from consentry.api.errors import _STATUS, error_body
 from consentry.api.metrics import Metrics
 from consentry.decisions.local import Answer
-from consentry.decisions.service import parse_token
+from consentry.decisions.service import TOKEN_POLL_SECONDS, TokenPending, parse_token
 from consentry.domain.decide import NO_SIGNALS, Reason, Signals
 from consentry.domain.errors import DomainError
 from consentry.domain.events import format_time
 from consentry.domain.inputs import check_subject, is_valid_subject
 from consentry.keys import Scope as KeyScope
 from consentry.keys import require
+from consentry.propagation.notifier import ChangeNotifier
 from consentry.recording.schema import DecisionsBody, rule
 from consentry.serialize import decision_to_dict
 from consentry.services import Services
@@ -263,28 +264,28 @@ class FastDecisions:
                 checks, min_token, jurisdiction = _batch(body)
                 subjects = {s for s, _ in checks}
                 gpc_subject = next(iter(subjects)) if gpc and len(subjects) == 1 else None
-            key_cache: KeyCache = state.key_cache
-            key = key_cache.resolve(services, authorization)
-            require(key, KeyScope.DECIDE)
             token = parse_token(min_token)
-        except _Handover:
+        except (_Handover, DomainError):
+            # Parameter errors: the reference route words them.
             await self._hand_over(scope, receive, send)
-            return
-        except DomainError:
-            # Authentication and parameter errors: the reference route words them.
-            await self._hand_over(scope, receive, send)
-            return
-        except StoreUnavailableError as exc:  # a key not cached yet, and the database down
-            await self._send(send, *_failure(exc), scope["method"], state, started)
             return
         signals = _signals(gpc, jurisdiction)
+        key_cache: KeyCache = state.key_cache
+        decisions = services.decisions
+        deadline = decisions.token_deadline() if token is not None else 0.0
 
         def work() -> bytes:
+            """Everything that may touch the database or Redis, or wait: in a worker thread."""
+            try:
+                key = key_cache.resolve(services, authorization)
+                require(key, KeyScope.DECIDE)
+            except DomainError:
+                raise _Handover from None  # authentication errors: the reference route words them
+            decisions.check_batch(checks)
+            decisions.wait_for(token, deadline, block=False)  # TokenPending: wait on the loop
             if gpc_subject is not None:
                 _observe_gpc(services, key.tenant, gpc_subject, jurisdiction)
-            answers = services.decisions.answers(
-                key.tenant, checks, min_token=token, signals=signals
-            )
+            answers = decisions.answers(key.tenant, checks, min_token=token, signals=signals)
             _count(state, answers)
             now = _now_json(services)
             if scope["method"] == "GET":
@@ -293,11 +294,21 @@ class FastDecisions:
 
         status: int = 200
         headers: tuple[tuple[bytes, bytes], ...] = ()
+        notifier: ChangeNotifier = state.notifier
         try:
-            # SQLite answers from this process in microseconds: a thread hop would cost more
-            # than it saves. A networked database, or a GPC write, goes to the thread pool.
-            inline = services.store.dialect == "sqlite" and gpc_subject is None
-            payload = work() if inline else await run_in_threadpool(work)
+            # Nothing that waits or touches a database or Redis runs on the event loop: a slow
+            # or unreachable database, or a min_token not reached yet, must not stall every
+            # other request of this worker (/healthz included). A token is waited for here,
+            # woken by this process's commits or after a short poll for other processes'.
+            while True:
+                try:
+                    payload = await run_in_threadpool(work)
+                    break
+                except TokenPending:
+                    await notifier.wait(TOKEN_POLL_SECONDS)
+        except _Handover:
+            await self._hand_over(scope, receive, send)
+            return
         except Exception as exc:
             status, headers, payload = _failure(exc)
         await self._send(send, status, headers, payload, scope["method"], state, started)

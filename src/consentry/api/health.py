@@ -18,7 +18,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is up")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # On the event loop, not in the thread pool: it must answer while every worker thread is
+    # busy waiting on a slow database, since that is when it is asked.
     return {"status": "ok"}
 
 

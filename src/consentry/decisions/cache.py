@@ -1,27 +1,33 @@
 """Redis on the read path: a shared, read-through cache of each subject's state.
 
-One Redis hash per (tenant, subject) holds three fields:
+One Redis hash per (installation, tenant, subject) holds three fields:
 
 - `d`: the subject's state entries (what decide() needs), serialized;
 - `p`: the log position that state reflects: the log head read BEFORE the state was read, so
   every commit at or below `p` is in `d`;
 - `f`: the floor: the highest position a writer has invalidated this subject at.
 
-The write path calls `invalidate()` after its commit and before it acknowledges (a Recorder
-listener): it raises `f` to the write's position and deletes `d`. A reader fills with
-`fill(position=head read before its state read)`. The fill is a Lua script, atomic in Redis, that
-refuses a position below the floor or not above the current `p`. So the race "reader loads old
-state, writer commits and invalidates, reader fills" ends with the stale fill refused: the stale
-state was read before the write committed, so the head it was tagged with is below the write's
-position, which is now the floor (tests/decisions/test_cache.py reproduces it).
+Keys are named after the installation (an id created in the database by `consentry migrate`,
+storage `installation_id()`) and the tenant: two installations sharing one Redis never read each
+other's entries, whatever their positions. The id is learned on the reader's first sync
+(`bind`); until then the cache is bypassed and invalidations wait.
+
+A Redis entry is never trusted on its own: the reader (decisions/local.py) uses it only when its
+`p` is proven not older than the log, against the floors it learned from the log itself. What
+Redis does here is keep that proof cheap to pass. The write path calls `invalidate()` after its
+commit and before it acknowledges (a Recorder listener): it raises `f` to the write's position
+and deletes `d`. A reader fills with `fill(position=head read before its state read)`. The fill
+is a Lua script, atomic in Redis, that refuses a position below the floor or not above the
+current `p`, so the race "reader loads old state, writer commits and invalidates, reader fills"
+ends with the stale fill refused (tests/decisions/test_cache.py reproduces it).
 
 When Redis fails, the cache steps aside for `retry_seconds` and the service reads the database
 (fail closed means "answer from the source", never "answer from a guess"). Invalidations that
 could not be delivered are kept and delivered first when Redis answers again; until they are,
-this process does not read from Redis. The floor must outlive any read in flight: keys carry a
-TTL (`ttl_seconds`, refreshed on every invalidation) far longer than a read, and Redis must not
-be run with an eviction policy that drops keys it was asked to keep for that long while under
-memory pressure (use `noeviction` or size it; docs/enforcement.md).
+this process does not read from Redis. They are lost if the process dies first, and Redis may
+come back with old data (a restart from a snapshot, a failover, eviction): that is why the
+reader proves every entry against the log rather than trusting the floors kept here. Keys carry
+a TTL (`ttl_seconds`, refreshed on every invalidation); prefer `noeviction` (docs/enforcement.md).
 """
 
 from __future__ import annotations
@@ -125,7 +131,7 @@ class RedisStateCache:
         self,
         url: str,
         *,
-        prefix: str = "consentry:state:",
+        installation: str | None = None,
         ttl_seconds: float = 3600.0,
         timeout_seconds: float = 0.25,
         retry_seconds: float = 1.0,
@@ -133,7 +139,7 @@ class RedisStateCache:
         client: redis.Redis | None = None,
     ) -> None:
         self.url = url
-        self.prefix = prefix
+        self.prefix: str | None = None
         self.ttl_ms = int(ttl_seconds * 1000)
         self.retry_seconds = retry_seconds
         self.clock = clock
@@ -152,15 +158,26 @@ class RedisStateCache:
         self.misses = 0
         self.refused = 0
         self.errors = 0
+        if installation is not None:
+            self.bind(installation)
+
+    def bind(self, installation: str) -> None:
+        """Name every key after the installation whose database this process reads."""
+        if not installation or ":" in installation:
+            raise ValueError(f"not an installation id: {installation!r}")
+        self.prefix = f"consentry:{installation}:state:"
 
     def key(self, tenant: str, subject: str) -> bytes:
+        if self.prefix is None:
+            raise RuntimeError("the Redis cache is not bound to an installation yet")
         # A length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
         return f"{self.prefix}{len(tenant)}:{tenant}:{subject}".encode()
 
     @property
     def available(self) -> bool:
-        """False while Redis is failing or undelivered invalidations wait: read the database."""
-        if self.clock() < self._down_until:
+        """False while unbound, while Redis is failing or while undelivered invalidations
+        wait: read the database."""
+        if self.prefix is None or self.clock() < self._down_until:
             return False
         if self._pending:
             return self._flush_pending()
@@ -247,7 +264,7 @@ class RedisStateCache:
         """
         if not subjects:
             return
-        if self.clock() >= self._down_until:
+        if self.prefix is not None and self.clock() >= self._down_until:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for subject, position in subjects.items():

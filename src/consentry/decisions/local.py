@@ -1,19 +1,42 @@
 """The server's read path: an in-process cache (L1), then Redis, then the database.
 
 Why an in-process level on the server too: a check must cost microseconds, and a batch of a
-hundred must not cost a hundred queries (DESIGN.md, Performance stance). Why it cannot serve a
-stale answer once a write is acknowledged, whichever process wrote:
+hundred must not cost a hundred queries (DESIGN.md, Performance stance).
 
-- A write through this process invalidates its subjects here before it is acknowledged (a
-  Recorder listener), and raises a per-subject floor, as Redis does.
-- Writes through any other process (another worker, the CLI, the commands consumer) are learned
-  by `sync()`: every request first reads the log head (one indexed row; ~10 us on SQLite) and,
-  when it moved, reads the events after the last position seen and drops their subjects. So an
-  L1 entry is used only when every commit up to the current head has been applied to it.
-  `sync_interval` > 0 trades that exactness for one head read per interval (bounded staleness
-  for other processes' writes only; the default is 0, exact).
-- A fill (from Redis or the database) carries the head read before its state was read and is
-  refused below the subject's floor, so a slow reader cannot put an old state over a new one.
+Why no cached state older than the log is ever answered (invariant 5). The rule is one
+inequality: a cached state (an L1 view, or a Redis entry) carries the log head read BEFORE its
+state was read, its position `p`, so it reflects every commit up to `p`. It may answer a request
+that synced to head `h` only if
+
+    floor(subject) <= p <= h
+
+where floor(subject) is the highest position this process KNOWS the subject was written at, and
+every floor is at least this process's horizon (the head of its first sync). The proof:
+- Every commit at or below `p` is in the state, by construction.
+- Every commit in (horizon, h] is known to this process: its own writes raise the floor before
+  they are acknowledged (a Recorder listener), and `sync()` reads every event committed by any
+  other process (workers, the CLI, the commands consumer) since the last sync, in log order, and
+  raises their subjects' floors. So a write to the subject above `p` would have put the floor
+  above `p`.
+- Commits at or below the horizon are below `p`, because `p >= floor >= horizon`.
+- `p <= h`: a state from beyond the log this process reads (another database's, a log restored
+  from a backup) is not this log's.
+Nothing in the proof depends on Redis having received an invalidation. The cases that broke
+the old design, which trusted Redis entries no process had invalidated, are therefore covered:
+invalidations pending in a process that died (a Redis hang, then a restart), a Redis restarted
+from an old snapshot or failed over to a lagging replica, an evicted floor, a second process
+that never saw the write, a process with the L1 turned off. A distrusted entry is a miss: the
+state is read from the database and the fill overwrites the entry (tests/decisions/
+test_coherence.py reproduces each). Invalidating Redis on commit is still done, so that other
+processes find fresh entries rather than refused ones; it is an optimisation, not the proof.
+
+The price is the horizon: a process that starts distrusts every entry older than its start and
+refills them (one database read per subject, once), and `sync()` reads the events other
+processes commit (it did so for the L1 already; it now does so whenever Redis is on).
+`sync_interval` > 0 trades exactness for one head read per interval: other processes' writes
+may then be answered up to that long after they are acknowledged (never this process's own).
+If `sync()` cannot account for the events between two heads, it distrusts everything below the
+new head (the L1 after a sync failure never answers from what it could not check).
 
 Decisions are cached per (subject, purpose) for the common case (no request signals) until the
 earliest of: a change to the subject, a catalogue reload, the decision's valid_until, the next
@@ -24,6 +47,7 @@ the body); it is the answer for every moment up to its deadline.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +127,8 @@ class StateReader:
         self.regime_for = regime_for
         self.local = local
         self.redis = redis
+        # Learn every write from the log when anything is cached (the L1, or Redis entries).
+        self.follows = local or redis is not None
         self.max_subjects = max_subjects
         self.sync_interval = sync_interval
         self.max_decision_age = timedelta(seconds=max_decision_age)
@@ -115,6 +141,7 @@ class StateReader:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._catalogs: dict[str, tuple[TenantCatalog, object]] = {}
+        self.distrusted = 0  # Redis entries refused as possibly older than the log
 
     # Coherence ---------------------------------------------------------------------------
     def sync(self) -> int:
@@ -130,13 +157,25 @@ class StateReader:
         return head
 
     def _catch_up(self, head: int) -> None:
-        if self._synced < 0 or not self.local:
+        if self._synced < 0:
+            # The horizon: what was written before this process started is unknown to it, and
+            # the invalidations of those writes may never have reached Redis (a process that
+            # died with them pending, a Redis restored from an old snapshot). Distrust every
+            # state cached below the head.
+            if self.redis is not None:
+                self.redis.bind(self.store.installation_id())
+            self.clear(floor=head)
+            self._synced = head
+            return
+        if not self.follows:
             self._synced = head
             return
         after = self._synced
         while after < head:
             events = self.store.events_after(after, SYNC_BATCH)
             if not events:
+                # The head promised commits that could not be read: nothing below it is proven.
+                self.clear(floor=head)
                 break
             with self._lock:
                 for e in events:
@@ -144,22 +183,28 @@ class StateReader:
             after = events[-1].position
             if len(events) < SYNC_BATCH:
                 break
-            if head - after > 5 * SYNC_BATCH:  # far behind: cheaper to start over
+            if head - after > 5 * SYNC_BATCH:  # far behind: cheaper to distrust everything
                 self.clear(floor=head)
                 break
         self._synced = max(self._synced, head)
 
     def _invalidate_locked(self, key: tuple[str, str], position: int) -> None:
         self._views.pop(key, None)
-        if position > self._floors.get(key, -1):
-            self._floors[key] = position
-        if len(self._floors) > self.max_subjects:
-            self._floor_all = max(self._floor_all, *self._floors.values())
-            self._floors.clear()
+        if position <= self._floor_all:
+            return
+        floors = self._floors
+        # Re-inserted at the end, so the dict stays (roughly) in write order, oldest first.
+        floors[key] = max(position, floors.pop(key, -1))
+        if len(floors) > self.max_subjects:
+            # Forget the oldest half, raising the common floor to the highest of them: safe
+            # (a higher floor only distrusts more) and it keeps recent fills usable.
+            oldest = list(itertools.islice(floors, len(floors) // 2))
+            self._floor_all = max(self._floor_all, *(floors.pop(k) for k in oldest))
 
     def invalidate(self, tenant: str, subjects: dict[str, int]) -> None:
-        """A write committed: drop the subjects here and in Redis before it is acknowledged."""
-        if self.local:
+        """A write committed: raise its subjects' floors and drop them here and in Redis, before
+        the write is acknowledged."""
+        if self.follows:
             with self._lock:
                 for subject, position in subjects.items():
                     self._invalidate_locked((tenant, subject), position)
@@ -174,14 +219,19 @@ class StateReader:
         self.invalidate(tenant, subjects)
 
     def clear(self, floor: int | None = None) -> None:
+        """Drop the L1; with `floor`, distrust every cached state below it as well.
+
+        Floors above the new common floor are kept: a write this process learned must never
+        be forgotten while a state older than it could still be cached somewhere.
+        """
         with self._lock:
             self._views.clear()
-            self._floors.clear()
-            if floor is not None:
-                self._floor_all = max(self._floor_all, floor)
+            if floor is not None and floor > self._floor_all:
+                self._floor_all = floor
+                self._floors = {k: v for k, v in self._floors.items() if v > floor}
 
     def _floor(self, key: tuple[str, str]) -> int:
-        return max(self._floors.get(key, -1), self._floor_all) if self.local else -1
+        return max(self._floors.get(key, -1), self._floor_all)
 
     def _fill(self, tenant: str, subject: str, position: int, entries: Entries) -> SubjectView:
         view = SubjectView(position, entries)
@@ -236,10 +286,11 @@ class StateReader:
             return out
         if self.redis is not None:
             for subject, (position, entries) in self.redis.get_many(tenant, missing).items():
-                # Below a floor this process learned (its own write, or sync()), the entry
-                # predates a write whose Redis invalidation may not have landed: a miss.
-                if position >= self._floor((tenant, subject)):
+                # The rule of the module docstring: proven not older than the log, or a miss.
+                if self._floor((tenant, subject)) <= position <= head:
                     out[subject] = self._fill(tenant, subject, position, entries)
+                else:
+                    self.distrusted += 1
             missing = [s for s in missing if s not in out]
         if not missing:
             return out
@@ -296,7 +347,12 @@ class StateReader:
         return answer
 
     def stats(self) -> dict[str, object]:
-        out: dict[str, object] = {"subjects": len(self._views), "synced": self._synced}
+        out: dict[str, object] = {
+            "subjects": len(self._views),
+            "synced": self._synced,
+            "horizon_floor": self._floor_all,
+            "distrusted": self.distrusted,
+        }
         if self.redis is not None:
             out["redis"] = self.redis.stats()
         return out

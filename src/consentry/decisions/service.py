@@ -34,6 +34,13 @@ class TokenAheadError(ValidationError):
     code = "token_ahead"
 
 
+class TokenPending(Exception):
+    """wait_for(block=False): the head has not reached the token, and the wait is not over."""
+
+
+TOKEN_POLL_SECONDS = 0.01
+
+
 def parse_token(token: str | int | None) -> int | None:
     """Tokens are decimal log positions; anything else is a client error."""
     if token is None or token == "":
@@ -68,11 +75,22 @@ class DecisionService:
     def regime(self, jurisdiction: str | None) -> Regime:
         return regime_for(jurisdiction, self.settings.default_regime)
 
-    def wait_for(self, min_token: int | None) -> None:
-        """Block until the log's head reaches `min_token`, or refuse after the configured wait."""
+    def token_deadline(self) -> float:
+        """The monotonic time until which a check may wait for its min_token."""
+        return time.monotonic() + self.settings.min_token_wait_ms / 1000
+
+    def wait_for(
+        self, min_token: int | None, deadline: float | None = None, *, block: bool = True
+    ) -> None:
+        """Return once the log's head reaches `min_token`; refuse past `deadline`.
+
+        With block=False nothing sleeps: a token not reached yet raises TokenPending, so that
+        an event loop can wait without holding a thread (api/decisions.py) and ask again.
+        """
         if min_token is None:
             return
-        deadline = time.monotonic() + self.settings.min_token_wait_ms / 1000
+        if deadline is None:
+            deadline = self.token_deadline()
         while True:
             head = self.store.head()
             if head >= min_token:
@@ -82,7 +100,9 @@ class DecisionService:
                     f"min_token {min_token} is ahead of this log (head {head}); was it issued by"
                     " another Consentry database?"
                 )
-            time.sleep(0.01)
+            if not block:
+                raise TokenPending(min_token)
+            time.sleep(TOKEN_POLL_SECONDS)
 
     def _purpose(self, tenant: str, purpose_id: str) -> Purpose:
         purpose = self.catalog.purpose(tenant, purpose_id)
@@ -124,11 +144,7 @@ class DecisionService:
         signals: Signals = NO_SIGNALS,
     ) -> list[Answer]:
         """check_many, keeping the cached answers so a transport can reuse their bodies."""
-        if len(checks) > self.settings.max_batch_checks:
-            raise ValidationError(
-                f"a batch carries at most {self.settings.max_batch_checks} checks, this one has"
-                f" {len(checks)}: split it"
-            )
+        self.check_batch(checks)
         self.wait_for(min_token)
         reader = self.active_reader
         head = reader.sync()
@@ -145,6 +161,13 @@ class DecisionService:
             answer(views[subject], subject, purpose, catalog, now, signals, version)
             for (subject, _), purpose in zip(checks, resolved, strict=True)
         ]
+
+    def check_batch(self, checks: Sequence[tuple[str, str]]) -> None:
+        if len(checks) > self.settings.max_batch_checks:
+            raise ValidationError(
+                f"a batch carries at most {self.settings.max_batch_checks} checks, this one has"
+                f" {len(checks)}: split it"
+            )
 
     @property
     def active_reader(self) -> StateReader:

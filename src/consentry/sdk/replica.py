@@ -17,6 +17,15 @@ disagree, and follows the log so that a withdrawal reaches it within millisecond
   unavailable without a client. When the feed has not confirmed the replica current for
   `max_lag` seconds, checks go to the server (or answer unavailable): a replica cut off from its
   feed must not keep permitting on old state.
+- What "the replica's position" may claim. Only a gapless transport moves it: the snapshot, and
+  the HTTP feed's `next` (every event up to it has been delivered). Events from any other
+  source (Kafka: ordered per subject, NOT across partitions) prove only their own subject's
+  past: a token is reached for a subject once an event of that subject at or above it has been
+  applied (the subject's events are delivered in order), else the replica waits or asks the
+  server. An event at position 105 of another partition says nothing about a withdrawal at 100.
+- A log that went backwards (the server's database restored from a backup, or another
+  installation behind the same URL) answers the feed with a `next` below the position asked
+  after: the replica bootstraps again rather than keep a state that log no longer has.
 - Cost: the hot path is two dict lookups and a clock read. Decisions are cached per
   (subject, purpose) until the subject changes, the catalogue changes, the decision's own
   deadline (valid_until, a notice's publication or grace end), or the feed's freshness runs out.
@@ -128,6 +137,8 @@ class Replica:
         self._changes: dict[str, tuple[MaterialChange, ...]] = {}
         self._notices: tuple[Notice, ...] = ()
         self._position = 0
+        # Per subject, the highest position applied from a source that is not gapless.
+        self._subject_positions: dict[str, int] = {}
         self._confirmed_at = 0.0  # wall time the feed last confirmed the replica current
         self._fresh_until = 0.0 if max_lag is not None else float("inf")
         self._catalog_at = 0.0
@@ -191,6 +202,7 @@ class Replica:
         with self._lock:
             self._state = state
             self._answers = {}
+            self._subject_positions = {}
             self._position = position or 0
             self._confirm()
             self._ready = True
@@ -222,8 +234,14 @@ class Replica:
             self._fresh_until = self._confirmed_at + self.max_lag
 
     def apply(self, events: Iterable[RecordedEvent], position: int | None = None) -> None:
-        """Apply events (any order, duplicates allowed: invariant 4 decides) and advance."""
+        """Apply events (any order, duplicates allowed: invariant 4 decides).
+
+        `position` is given only by a gapless transport (the HTTP feed's `next`): every event
+        up to it has been delivered, so the replica's position moves there. Without it, each
+        event proves only its own subject's past (module docstring).
+        """
         with self._lock:
+            seen = self._subject_positions
             for e in events:
                 entries = self._state.get(e.subject)
                 if entries is None:
@@ -234,8 +252,8 @@ class Replica:
                     entries[e.purpose] = StateEntry.of(e)
                 self._answers.pop(e.subject, None)
                 self.applied += 1
-                if e.position > self._position:
-                    self._position = e.position
+                if position is None and e.position > seen.get(e.subject, -1):
+                    seen[e.subject] = e.position
             if position is not None and position > self._position:
                 self._position = position
             self._advanced.notify_all()
@@ -266,6 +284,15 @@ class Replica:
                 )
                 response.raise_for_status()
                 body = response.json()
+                if int(body["next"]) < self._position:
+                    log.warning(
+                        "the server's log is behind this replica (next %s < %s): a restored or"
+                        " another database; bootstrapping again",
+                        body["next"],
+                        self._position,
+                    )
+                    self.bootstrap()
+                    continue
                 self.apply((from_cloudevent(e) for e in body["events"]), int(body["next"]))
                 with self._lock:
                     self._confirm()
@@ -299,11 +326,17 @@ class Replica:
             "ready": self._ready,
         }
 
-    def wait_for(self, position: int, timeout: float) -> bool:
-        """Block until the replica reaches `position`, at most `timeout` seconds."""
+    def reached(self, position: int, subject: str | None = None) -> bool:
+        """True when every event up to `position` (of `subject`, if given) has been applied."""
+        if position <= self._position:
+            return True
+        return subject is not None and self._subject_positions.get(subject, -1) >= position
+
+    def wait_for(self, position: int, timeout: float, subject: str | None = None) -> bool:
+        """Block until the replica reaches `position` (for `subject`), at most `timeout` s."""
         deadline = time.monotonic() + timeout
         with self._advanced:
-            while self._position < position:
+            while not self.reached(position, subject):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -341,8 +374,8 @@ class Replica:
         now_wall = _time()
         if (
             token is not None
-            and token > self._position
-            and not self.wait_for(token, self.token_wait)
+            and not self.reached(token, subject)
+            and not self.wait_for(token, self.token_wait, subject)
         ):
             return self._from_server(subject, purpose, token, signals, "token ahead")
         if not self._ready or now_wall >= self._fresh_until:

@@ -94,6 +94,11 @@ class ConsentStore(Protocol):
         """Raise StoreUnavailableError unless the database answers."""
         ...
 
+    def installation_id(self) -> str:
+        """This installation's random id, created by the migration that made its schema: what
+        it shares with other installations (the Redis cache) is named after it."""
+        ...
+
     # Tenants and keys --------------------------------------------------------------------
     def ensure_tenant(self, name: str) -> bool:
         """Create the tenant if missing; True when created."""

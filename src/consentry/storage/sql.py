@@ -180,6 +180,11 @@ class SqlStore(ABC):
             cur.execute("SELECT 1")
             cur.fetchone()
 
+    def installation_id(self) -> str:
+        with self._read() as cur:
+            cur.execute("SELECT id FROM installation")
+            return str(cur.fetchone()[0])
+
     # Tenants and keys ----------------------------------------------------------------------
     def ensure_tenant(self, name: str) -> bool:
         check_tenant_name(name)
